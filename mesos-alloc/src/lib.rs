@@ -1,0 +1,1 @@
+//! Allocators on `mesos-core` types: the DRF sorter and the hierarchical allocator.

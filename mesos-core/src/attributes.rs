@@ -1,0 +1,1 @@
+//! attributes (being written).

@@ -1,0 +1,1 @@
+//! Marathon placement constraints (`["hostname","UNIQUE"]`, `GROUP_BY`, `LIKE`, ...).

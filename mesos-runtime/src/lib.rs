@@ -1,0 +1,1 @@
+//! The `ContainerRuntime` trait and its adapters (processes, Docker, LXC).
