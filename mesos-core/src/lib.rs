@@ -14,6 +14,7 @@
 //! - [`constraints`]: Marathon placement constraints.
 //! - [`marathon`]: Marathon's app model, placement and deployment planning.
 
+pub mod allocator;
 pub mod attributes;
 pub mod constraints;
 pub mod ids;

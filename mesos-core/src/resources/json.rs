@@ -91,21 +91,28 @@ struct WireResource {
 }
 
 fn labels(l: Option<WireLabels>) -> Vec<(String, Option<String>)> {
-    l.map(|l| l.labels.into_iter().map(|l| (l.key, l.value)).collect()).unwrap_or_default()
+    l.map(|l| l.labels.into_iter().map(|l| (l.key, l.value)).collect())
+        .unwrap_or_default()
 }
 
 fn from_wire(w: WireResource, default_role: &str) -> Result<Resource, ResourcesError> {
     let name = w.name;
     if name.is_empty() {
-        return Err(ResourcesError::EmptyName { token: "{\"name\": \"\"}".into() });
+        return Err(ResourcesError::EmptyName {
+            token: "{\"name\": \"\"}".into(),
+        });
     }
     let value = match w.kind.as_str() {
         "SCALAR" => {
-            let s = w.scalar.ok_or_else(|| json_err(&name, "type SCALAR without `scalar`"))?;
+            let s = w
+                .scalar
+                .ok_or_else(|| json_err(&name, "type SCALAR without `scalar`"))?;
             Value::Scalar(scalar_from_f64(&name, &s.value.to_string(), s.value)?)
         }
         "RANGES" => {
-            let r = w.ranges.ok_or_else(|| json_err(&name, "type RANGES without `ranges`"))?;
+            let r = w
+                .ranges
+                .ok_or_else(|| json_err(&name, "type RANGES without `ranges`"))?;
             let mut ranges = Vec::with_capacity(r.range.len());
             for x in r.range {
                 if x.begin > x.end {
@@ -120,7 +127,9 @@ fn from_wire(w: WireResource, default_role: &str) -> Result<Resource, ResourcesE
             Value::Ranges(Ranges::new(ranges))
         }
         "SET" => {
-            let s = w.set.ok_or_else(|| json_err(&name, "type SET without `set`"))?;
+            let s = w
+                .set
+                .ok_or_else(|| json_err(&name, "type SET without `set`"))?;
             let mut seen: Vec<&String> = Vec::new();
             for item in &s.item {
                 if seen.contains(&item) {
@@ -139,12 +148,19 @@ fn from_wire(w: WireResource, default_role: &str) -> Result<Resource, ResourcesE
     let mut resource = Resource::new(Name::from(name.as_str()), value);
     if !w.reservations.is_empty() {
         for r in w.reservations {
-            let role = r.role.ok_or_else(|| json_err(&name, "reservation without `role`"))?;
+            let role = r
+                .role
+                .ok_or_else(|| json_err(&name, "reservation without `role`"))?;
             validate_role(&role)?;
             let kind = match r.kind.as_deref() {
                 Some("STATIC") => ReservationType::Static,
                 Some("DYNAMIC") => ReservationType::Dynamic,
-                Some(other) => return Err(json_err(&name, &format!("unknown reservation type `{other}`"))),
+                Some(other) => {
+                    return Err(json_err(
+                        &name,
+                        &format!("unknown reservation type `{other}`"),
+                    ))
+                }
                 None => return Err(json_err(&name, "reservation without `type`")),
             };
             resource.reservations.push(Reservation {
@@ -184,7 +200,10 @@ pub(super) fn from_json_str(text: &str, default_role: &str) -> Result<Resources,
     from_wire_list(wire, default_role)
 }
 
-fn from_wire_list(wire: Vec<WireResource>, default_role: &str) -> Result<Resources, ResourcesError> {
+fn from_wire_list(
+    wire: Vec<WireResource>,
+    default_role: &str,
+) -> Result<Resources, ResourcesError> {
     validate_role(default_role)?;
     let mut out = Resources::new();
     for w in wire {
@@ -205,8 +224,10 @@ pub(super) fn resource_to_json(r: &Resource, format: JsonFormat) -> Json {
             m.insert("scalar".into(), json!({ "value": s.as_f64() }));
         }
         Value::Ranges(rs) => {
-            let range: Vec<Json> =
-                rs.iter().map(|x| json!({"begin": x.begin, "end": x.end})).collect();
+            let range: Vec<Json> = rs
+                .iter()
+                .map(|x| json!({"begin": x.begin, "end": x.end}))
+                .collect();
             m.insert("ranges".into(), json!({ "range": range }));
         }
         Value::Set(s) => {
@@ -222,7 +243,11 @@ pub(super) fn resource_to_json(r: &Resource, format: JsonFormat) -> Json {
         }
         JsonFormat::PreRefinement => {
             m.insert("role".into(), json!(r.reservation_role()));
-            if let Some(last) = r.reservations.last().filter(|l| l.kind == ReservationType::Dynamic) {
+            if let Some(last) = r
+                .reservations
+                .last()
+                .filter(|l| l.kind == ReservationType::Dynamic)
+            {
                 let mut d = Map::new();
                 if let Some(p) = &last.principal {
                     d.insert("principal".into(), json!(p));

@@ -47,7 +47,9 @@ pub struct Resources {
 impl Resources {
     /// No resources.
     pub const fn new() -> Self {
-        Resources { entries: Vec::new() }
+        Resources {
+            entries: Vec::new(),
+        }
     }
 
     /// Parses the text form (`cpus:2;mem:1024;ports:[31000-32000];disks:{a,b}`, `cpus(role):1`)
@@ -69,7 +71,12 @@ impl Resources {
 
     /// The v1 JSON array in the given reservation format.
     pub fn to_json(&self, format: JsonFormat) -> serde_json::Value {
-        serde_json::Value::Array(self.entries.iter().map(|r| json::resource_to_json(r, format)).collect())
+        serde_json::Value::Array(
+            self.entries
+                .iter()
+                .map(|r| json::resource_to_json(r, format))
+                .collect(),
+        )
     }
 
     /// The entries.
@@ -121,7 +128,10 @@ impl Resources {
     /// True when one entry of `self` holds all of `resource`.
     pub fn contains_resource(&self, resource: &Resource) -> bool {
         resource.value.is_empty()
-            || self.entries.iter().any(|e| e.addable(resource) && resource.value.le(&e.value))
+            || self
+                .entries
+                .iter()
+                .any(|e| e.addable(resource) && resource.value.le(&e.value))
     }
 
     /// True when every entry of `other` is held by `self`.
@@ -180,7 +190,9 @@ impl Resources {
 
     /// The entries for which `keep` holds.
     pub fn filter(&self, mut keep: impl FnMut(&Resource) -> bool) -> Resources {
-        Resources { entries: self.entries.iter().filter(|r| keep(r)).cloned().collect() }
+        Resources {
+            entries: self.entries.iter().filter(|r| keep(r)).cloned().collect(),
+        }
     }
 
     /// The unreserved entries.
@@ -207,7 +219,10 @@ impl Resources {
     pub fn to_unreserved(&self) -> Resources {
         self.entries
             .iter()
-            .map(|r| Resource { reservations: Vec::new(), ..r.clone() })
+            .map(|r| Resource {
+                reservations: Vec::new(),
+                ..r.clone()
+            })
             .collect()
     }
 
@@ -216,13 +231,22 @@ impl Resources {
         let role: Arc<str> = Arc::from(role);
         self.entries
             .iter()
-            .map(|r| Resource { allocation_role: Some(role.clone()), ..r.clone() })
+            .map(|r| Resource {
+                allocation_role: Some(role.clone()),
+                ..r.clone()
+            })
             .collect()
     }
 
     /// The same resources with the allocation role cleared (entries re-merged).
     pub fn unallocate(&self) -> Resources {
-        self.entries.iter().map(|r| Resource { allocation_role: None, ..r.clone() }).collect()
+        self.entries
+            .iter()
+            .map(|r| Resource {
+                allocation_role: None,
+                ..r.clone()
+            })
+            .collect()
     }
 
     /// The scalar entries only, summed per name: what the DRF sorter counts.
@@ -238,7 +262,11 @@ impl Resources {
     /// Checks that `resource`'s name is not already used with another type.
     fn check_type(&self, resource: &Resource) -> Result<(), ResourcesError> {
         let t = resource.value.value_type();
-        match self.entries.iter().find(|e| e.name == resource.name && e.value.value_type() != t) {
+        match self
+            .entries
+            .iter()
+            .find(|e| e.name == resource.name && e.value.value_type() != t)
+        {
             Some(e) => Err(ResourcesError::TypeConflict {
                 name: resource.name.to_string(),
                 first: e.value.value_type().as_str(),

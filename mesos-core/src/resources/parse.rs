@@ -52,7 +52,9 @@ pub enum ResourcesError {
         value: String,
     },
     /// A non-zero scalar rounds to zero at three decimals.
-    #[error("scalar value `{value}` for `{name}` is too small: the smallest non-zero amount is 0.001")]
+    #[error(
+        "scalar value `{value}` for `{name}` is too small: the smallest non-zero amount is 0.001"
+    )]
     ScalarTooSmall {
         /// The resource name.
         name: String,
@@ -120,7 +122,9 @@ pub(super) fn parse(text: &str, default_role: &str) -> Result<Resources, Resourc
 fn parse_token(token: &str, default_role: &str) -> Result<Resource, ResourcesError> {
     let parts: Vec<&str> = token.split(':').filter(|p| !p.is_empty()).collect();
     let [name_part, value_part] = parts.as_slice() else {
-        return Err(ResourcesError::NotNameValue { token: token.trim().to_string() });
+        return Err(ResourcesError::NotNameValue {
+            token: token.trim().to_string(),
+        });
     };
     let (name, allocation, role) = parse_name(name_part, token)?;
     let value = parse_value(&name, value_part)?;
@@ -138,13 +142,18 @@ fn parse_name(
     part: &str,
     token: &str,
 ) -> Result<(String, Option<String>, Option<String>), ResourcesError> {
-    let malformed = |reason| ResourcesError::MalformedRole { token: token.trim().to_string(), reason };
+    let malformed = |reason| ResourcesError::MalformedRole {
+        token: token.trim().to_string(),
+        reason,
+    };
     let (name, mut rest) = match part.find('(') {
         Some(i) => (part[..i].trim(), part[i..].trim()),
         None => (part.trim(), ""),
     };
     if name.is_empty() {
-        return Err(ResourcesError::EmptyName { token: token.trim().to_string() });
+        return Err(ResourcesError::EmptyName {
+            token: token.trim().to_string(),
+        });
     }
     if name.contains(')') {
         return Err(malformed("unbalanced `)`"));
@@ -193,9 +202,15 @@ fn parse_value(name: &str, raw: &str) -> Result<Value, ResourcesError> {
 }
 
 pub(super) fn parse_scalar(name: &str, value: &str) -> Result<Scalar, ResourcesError> {
-    let invalid = || ResourcesError::InvalidScalar { name: name.to_string(), value: value.to_string() };
+    let invalid = || ResourcesError::InvalidScalar {
+        name: name.to_string(),
+        value: value.to_string(),
+    };
     // Rust accepts "inf", "nan" and "infinity"; Mesos does not treat them as numbers.
-    if !value.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E')) {
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+    {
         return Err(invalid());
     }
     let v: f64 = value.parse().map_err(|_| invalid())?;
@@ -232,14 +247,19 @@ fn parse_ranges(name: &str, value: &str) -> Result<Ranges, ResourcesError> {
     if !value.ends_with(']') {
         return Err(err("missing closing `]`".into()));
     }
-    let tokens: Vec<&str> =
-        value.split(['[', ']', '-', ',', '\n']).filter(|t| !t.is_empty()).collect();
+    let tokens: Vec<&str> = value
+        .split(['[', ']', '-', ',', '\n'])
+        .filter(|t| !t.is_empty())
+        .collect();
     if tokens.len() % 2 != 0 {
         return Err(err("expected pairs `begin-end`".into()));
     }
     let mut ranges = Vec::with_capacity(tokens.len() / 2);
     for pair in tokens.chunks_exact(2) {
-        let num = |t: &str| t.parse::<u64>().map_err(|_| err(format!("`{t}` is not a non-negative integer")));
+        let num = |t: &str| {
+            t.parse::<u64>()
+                .map_err(|_| err(format!("`{t}` is not a non-negative integer")))
+        };
         let (begin, end) = (num(pair[0])?, num(pair[1])?);
         if begin > end {
             return Err(err(format!("range {begin}-{end} is inverted")));
@@ -270,7 +290,12 @@ fn parse_set(name: &str, value: &str) -> Result<Set, ResourcesError> {
 
 /// Mesos' `roles::validate`.
 pub fn validate_role(role: &str) -> Result<(), ResourcesError> {
-    let bad = |reason| Err(ResourcesError::InvalidRole { role: role.to_string(), reason });
+    let bad = |reason| {
+        Err(ResourcesError::InvalidRole {
+            role: role.to_string(),
+            reason,
+        })
+    };
     if role == "*" {
         return Ok(());
     }
@@ -283,7 +308,10 @@ pub fn validate_role(role: &str) -> Result<(), ResourcesError> {
     if role.contains("//") {
         return bad("a role must not contain `//`");
     }
-    if role.chars().any(|c| c.is_whitespace() || c == '\u{8}' || c.is_control()) {
+    if role
+        .chars()
+        .any(|c| c.is_whitespace() || c == '\u{8}' || c.is_control())
+    {
         return bad("a role must not contain white space or control characters");
     }
     if role.chars().any(|c| matches!(c, '(' | ')' | ':' | ';')) {

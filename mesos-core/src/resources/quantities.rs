@@ -30,11 +30,15 @@ impl ResourceQuantities {
         for token in text.split(';').filter(|t| !t.trim().is_empty()) {
             let parts: Vec<&str> = token.split(':').collect();
             let [name, value] = parts.as_slice() else {
-                return Err(ResourcesError::NotNameValue { token: token.trim().to_string() });
+                return Err(ResourcesError::NotNameValue {
+                    token: token.trim().to_string(),
+                });
             };
             let name = name.trim();
             if name.is_empty() {
-                return Err(ResourcesError::EmptyName { token: token.trim().to_string() });
+                return Err(ResourcesError::EmptyName {
+                    token: token.trim().to_string(),
+                });
             }
             let value: String = value.chars().filter(|c| !c.is_whitespace()).collect();
             let s = super::parse::parse_scalar(name, &value)?;
@@ -56,7 +60,10 @@ impl ResourceQuantities {
 
     /// The amount of `name` (zero when absent).
     pub fn get(&self, name: &str) -> Scalar {
-        self.0.iter().find(|(n, _)| n.as_str() == name).map_or(Scalar::ZERO, |(_, s)| *s)
+        self.0
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map_or(Scalar::ZERO, |(_, s)| *s)
     }
 
     /// The amount of `name` (zero when absent).

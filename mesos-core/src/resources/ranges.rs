@@ -73,7 +73,10 @@ impl Ranges {
 
     /// The number of values held (Mesos' quantity of a ranges resource).
     pub fn count(&self) -> u64 {
-        self.0.iter().map(Range::len).fold(0u64, u64::saturating_add)
+        self.0
+            .iter()
+            .map(Range::len)
+            .fold(0u64, u64::saturating_add)
     }
 
     /// True when `value` lies in one of the ranges.
@@ -205,7 +208,10 @@ mod tests {
     fn merges_overlapping_and_adjacent() {
         assert_eq!(rs(&[(1, 3), (4, 6)]).ranges(), &[Range::new(1, 6)]);
         assert_eq!(rs(&[(1, 5), (2, 3)]).ranges(), &[Range::new(1, 5)]);
-        assert_eq!(rs(&[(10, 20), (1, 2)]).ranges(), &[Range::new(1, 2), Range::new(10, 20)]);
+        assert_eq!(
+            rs(&[(10, 20), (1, 2)]).ranges(),
+            &[Range::new(1, 2), Range::new(10, 20)]
+        );
     }
 
     #[test]

@@ -145,12 +145,20 @@ pub struct Resource {
 impl Resource {
     /// An unreserved, unallocated resource.
     pub fn new(name: impl Into<Name>, value: Value) -> Self {
-        Resource { name: name.into(), value, reservations: Vec::new(), allocation_role: None }
+        Resource {
+            name: name.into(),
+            value,
+            reservations: Vec::new(),
+            allocation_role: None,
+        }
     }
 
     /// An unreserved scalar resource (`value` rounded to three decimals; NaN and infinities give 0).
     pub fn scalar(name: impl Into<Name>, value: f64) -> Self {
-        Resource::new(name, Value::Scalar(Scalar::from_f64(value).unwrap_or(Scalar::ZERO)))
+        Resource::new(
+            name,
+            Value::Scalar(Scalar::from_f64(value).unwrap_or(Scalar::ZERO)),
+        )
     }
 
     /// An unreserved ranges resource.
@@ -221,7 +229,10 @@ impl fmt::Display for Resource {
         }
         match self.reservations.as_slice() {
             [] => {}
-            [r] if r.kind == ReservationType::Static && r.principal.is_none() && r.labels.is_empty() => {
+            [r] if r.kind == ReservationType::Static
+                && r.principal.is_none()
+                && r.labels.is_empty() =>
+            {
                 write!(f, "({})", r.role)?;
             }
             stack => {

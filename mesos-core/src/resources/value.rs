@@ -137,7 +137,9 @@ impl Value {
         match self {
             Value::Scalar(s) => *s,
             Value::Ranges(r) => Scalar::from_millis(
-                i64::try_from(r.count()).unwrap_or(i64::MAX / 1000).saturating_mul(1000),
+                i64::try_from(r.count())
+                    .unwrap_or(i64::MAX / 1000)
+                    .saturating_mul(1000),
             ),
             Value::Set(s) => Scalar::from_units(i64::try_from(s.len()).unwrap_or(i64::MAX / 1000)),
         }
