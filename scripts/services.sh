@@ -21,6 +21,8 @@
 # A plain `stop` by hand stops the service whoever started it.
 #
 # Everything is bounded in time. State lives in /run/mesos-test (override: MESOS_TEST_RUN_DIR).
+# Functions are called indirectly ("${s}_start_locked").
+# shellcheck disable=SC2317
 set -euo pipefail
 
 RUN_DIR=${MESOS_TEST_RUN_DIR:-/run/mesos-test}
@@ -66,12 +68,12 @@ with_lock() {
     local rc=$?
     flock -u "$lock_fd"
     exec {lock_fd}>&-
-    return $rc
+    return "$rc"
 }
 
 pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 
-read_file() { [[ -f $1 ]] && cat "$1" 2>/dev/null || true; }
+read_file() { if [[ -f $1 ]]; then cat "$1" 2>/dev/null || true; fi; }
 
 # Waits up to $1 seconds for pid $2 to exit; then SIGKILL.
 stop_pid() {
@@ -94,6 +96,7 @@ import socket, sys
 want = int(sys.argv[1])
 def try_bind(p):
     s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do; TIME_WAIT is free
     try:
         s.bind(("127.0.0.1", p))
         return s.getsockname()[1]
@@ -149,7 +152,7 @@ docker_import_images() {
         --change 'CMD ["httpd","-f","-p","80","-h","/www"]' \
         - "$HTTPD_IMAGE" >/dev/null || rc=1
     rm -rf "$root"
-    return $rc
+    return "$rc"
 }
 
 docker_build_rootfs() {
