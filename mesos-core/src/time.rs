@@ -17,7 +17,20 @@ use std::time::Duration;
 /// assert_eq!(t.as_secs_f64(), 11.5);
 /// assert_eq!(t - Time::from_secs(10), Duration::from_millis(1500));
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Time(u64);
 
 impl Time {

@@ -40,7 +40,8 @@ impl Scalar {
         }
         let scaled = (value * 1000.0).round();
         // i64::MAX as f64 rounds up to 2^63, which itself does not fit.
-        if scaled >= 9.223_372_036_854_775e18 || scaled < -9.223_372_036_854_775e18 {
+        const LIMIT: f64 = 9.223_372_036_854_775e18;
+        if !(-LIMIT..LIMIT).contains(&scaled) {
             return None;
         }
         Some(Scalar(scaled as i64))

@@ -1,1 +1,0 @@
-//! task (being written).
