@@ -111,6 +111,10 @@ pub(super) fn parse(text: &str, default_role: &str) -> Result<Resources, Resourc
     }
     validate_role(default_role)?;
     let mut out = Resources::new();
+    if text.trim() == "{}" {
+        // What an empty `Resources` prints as.
+        return Ok(out);
+    }
     for token in text.split(';').filter(|t| !t.trim().is_empty()) {
         let resource = parse_token(token, default_role)?;
         out.check_type(&resource)?;
@@ -120,7 +124,9 @@ pub(super) fn parse(text: &str, default_role: &str) -> Result<Resources, Resourc
 }
 
 fn parse_token(token: &str, default_role: &str) -> Result<Resource, ResourcesError> {
-    let parts: Vec<&str> = token.split(':').filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = split_top_level_colons(token)
+        .filter(|p| !p.is_empty())
+        .collect();
     let [name_part, value_part] = parts.as_slice() else {
         return Err(ResourcesError::NotNameValue {
             token: token.trim().to_string(),
@@ -135,6 +141,26 @@ fn parse_token(token: &str, default_role: &str) -> Result<Resource, ResourcesErr
     }
     resource.allocation_role = allocation.map(Arc::from);
     Ok(resource)
+}
+
+/// Splits on `:` outside parentheses, so `cpus(allocated: r):1` has two parts.
+fn split_top_level_colons(token: &str) -> impl Iterator<Item = &str> {
+    let mut depth = 0i32;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (i, c) in token.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ':' if depth <= 0 => {
+                parts.push(&token[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&token[start..]);
+    parts.into_iter()
 }
 
 /// Splits `name(allocated: r)(role)` into its parts.
