@@ -15,9 +15,11 @@
 # zk:     ZooKeeper (Debian package) standalone on 127.0.0.1, port 2181 if free, else a free one;
 #         data under a temp dir; admin server off.
 #
-# Ownership. A service started by hand belongs to the developer; `scripts/test` sets
-# MESOS_TEST_OWNER=<token> so that its `stop` only stops what that same run started. Starting by
-# hand a service a test run owns turns it into a hand-started one (the run then leaves it up).
+# Ownership. A service started by hand belongs to the developer and test runs never stop it.
+# `scripts/test` sets MESOS_TEST_OWNER=scripts/test:<pid>:<time>; each test run that starts or
+# reuses a test-run service is recorded as a holder, and its `stop` only stops the service when no
+# other live holder remains (so two concurrent test runs do not pull it from under each other).
+# Starting by hand a service that test runs hold turns it into a hand-started one.
 # A plain `stop` by hand stops the service whoever started it.
 #
 # Everything is bounded in time. State lives in /run/mesos-test (override: MESOS_TEST_RUN_DIR).
@@ -72,6 +74,45 @@ with_lock() {
 }
 
 pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+
+# Holder files: one line "manual", or one token per line for the test runs using the service.
+# holder_add FILE: records this caller (a hand start turns the file into "manual").
+holder_add() {
+    local file=$1
+    if [[ $OWNER == manual ]]; then
+        if [[ $(read_file "$file") != manual ]]; then
+            echo manual >"$file"
+            log "now marked as started by hand: test runs will leave it up"
+        fi
+        return 0
+    fi
+    [[ $(read_file "$file") == manual ]] && return 0
+    grep -qxF "$OWNER" "$file" 2>/dev/null || echo "$OWNER" >>"$file"
+}
+
+# holder_release FILE: drops this caller and holders whose process is gone; succeeds when the
+# service should now be stopped (hand stop, or no holder left).
+holder_release() {
+    local file=$1 tok pid keep=()
+    [[ $OWNER == manual ]] && return 0
+    [[ $(read_file "$file") == manual ]] && return 1
+    while IFS= read -r tok; do
+        [[ -z $tok || $tok == "$OWNER" ]] && continue
+        pid=$(cut -d: -f2 <<<"$tok")
+        if [[ $pid =~ ^[0-9]+$ ]] && ! pid_alive "$pid"; then
+            continue
+        fi
+        keep+=("$tok")
+    done < <(read_file "$file")
+    if ((${#keep[@]})); then
+        printf '%s\n' "${keep[@]}" >"$file"
+        log "still used by: ${keep[*]}; leaving it up"
+        return 1
+    fi
+    return 0
+}
+
+holders() { read_file "$1" | paste -sd, -; }
 
 read_file() { if [[ -f $1 ]]; then cat "$1" 2>/dev/null || true; fi; }
 
@@ -234,12 +275,8 @@ docker_launch() {
 
 docker_start_locked() {
     if docker_up; then
-        if [[ $OWNER == manual ]] && [[ $(read_file "$DOCKER_OWNER_FILE") != manual ]]; then
-            echo manual >"$DOCKER_OWNER_FILE"
-            log "dockerd already running; now marked as started by hand (kept after test runs)"
-        else
-            log "dockerd already running on $DOCKER_SOCK; reusing it"
-        fi
+        log "dockerd already running on $DOCKER_SOCK; reusing it"
+        holder_add "$DOCKER_OWNER_FILE"
         docker_import_images || die "image import failed"
         return 0
     fi
@@ -256,7 +293,8 @@ docker_start_locked() {
         log "retrying dockerd without iptables management (port mappings then use docker-proxy)"
         docker_launch --iptables=false || die "dockerd failed to start; see $DOCKER_LOG"
     fi
-    echo "$OWNER" >"$DOCKER_OWNER_FILE"
+    rm -f "$DOCKER_OWNER_FILE"
+    holder_add "$DOCKER_OWNER_FILE"
     docker_import_images || die "image import failed"
     if ! docker_selfcheck; then
         die "dockerd is up but a bridge container with -p 127.0.0.1:<port>:80 did not serve the test page"
@@ -265,13 +303,10 @@ docker_start_locked() {
 }
 
 docker_stop_locked() {
-    local owner pid cpid
-    owner=$(read_file "$DOCKER_OWNER_FILE")
+    local pid cpid
     pid=$(read_file "$DOCKER_PIDFILE")
-    if [[ $OWNER != manual && $owner != "$OWNER" ]]; then
-        if pid_alive "$pid"; then
-            log "dockerd is owned by '${owner:-unknown}', not by this run; leaving it up"
-        fi
+    if pid_alive "$pid" && ! holder_release "$DOCKER_OWNER_FILE"; then
+        log "dockerd: not stopped"
         return 0
     fi
     cpid=$(read_file "$DOCKER_EXEC_ROOT/containerd/containerd.pid")
@@ -343,12 +378,8 @@ zk_classpath() {
 
 zk_start_locked() {
     if zk_up; then
-        if [[ $OWNER == manual ]] && [[ $(read_file "$ZK_OWNER_FILE") != manual ]]; then
-            echo manual >"$ZK_OWNER_FILE"
-            log "ZooKeeper already running on 127.0.0.1:$(zk_port); now marked as started by hand"
-        else
-            log "ZooKeeper already running on 127.0.0.1:$(zk_port); reusing it"
-        fi
+        log "ZooKeeper already running on 127.0.0.1:$(zk_port); reusing it"
+        holder_add "$ZK_OWNER_FILE"
         return 0
     fi
     command -v java >/dev/null || die "java not found (install zookeeper)"
@@ -380,7 +411,7 @@ EOF
         </dev/null >>"$ZK_LOG" 2>&1 &
     pid=$!
     echo "$pid" >"$ZK_PIDFILE"
-    echo "$OWNER" >"$ZK_OWNER_FILE"
+    holder_add "$ZK_OWNER_FILE"
     for ((i = 0; i < 120; i++)); do # 60 s
         if zk_up; then
             log "ZooKeeper ready (pid $pid) on 127.0.0.1:$port"
@@ -413,12 +444,8 @@ zk_stop_locked_force() {
 }
 
 zk_stop_locked() {
-    local owner
-    owner=$(read_file "$ZK_OWNER_FILE")
-    if [[ $OWNER != manual && $owner != "$OWNER" ]]; then
-        if pid_alive "$(read_file "$ZK_PIDFILE")"; then
-            log "ZooKeeper is owned by '${owner:-unknown}', not by this run; leaving it up"
-        fi
+    if pid_alive "$(read_file "$ZK_PIDFILE")" && ! holder_release "$ZK_OWNER_FILE"; then
+        log "ZooKeeper: not stopped"
         return 0
     fi
     zk_stop_locked_force
@@ -455,8 +482,8 @@ status)
     for s in "${services[@]}"; do
         if "${s}_up"; then
             case $s in
-            docker) echo "docker: up on $DOCKER_HOST_URL (pid $(read_file "$DOCKER_PIDFILE"), owner $(read_file "$DOCKER_OWNER_FILE"))" ;;
-            zk) echo "zk: up on 127.0.0.1:$(zk_port) (pid $(read_file "$ZK_PIDFILE"), owner $(read_file "$ZK_OWNER_FILE"))" ;;
+            docker) echo "docker: up on $DOCKER_HOST_URL (pid $(read_file "$DOCKER_PIDFILE"), held by $(holders "$DOCKER_OWNER_FILE"))" ;;
+            zk) echo "zk: up on 127.0.0.1:$(zk_port) (pid $(read_file "$ZK_PIDFILE"), held by $(holders "$ZK_OWNER_FILE"))" ;;
             esac
         else
             echo "$s: down"
