@@ -1,1 +1,0 @@
-//! Marathon placement constraints (`["hostname","UNIQUE"]`, `GROUP_BY`, `LIKE`, ...).
