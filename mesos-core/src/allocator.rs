@@ -116,7 +116,8 @@ pub struct Quota {
 /// An allocation policy driven by the master. All methods take `now` where time matters and
 /// never read a clock themselves.
 pub trait Allocator {
-    /// Adds a framework with what it already uses per agent (after a master failover).
+    /// Adds a framework with what it already uses per agent (after a master failover); `used`
+    /// resources carry their allocation role.
     /// An active framework triggers an allocation.
     fn add_framework(
         &mut self,
@@ -157,7 +158,8 @@ pub trait Allocator {
     /// Stops (false) or resumes (true) offering an agent's resources, e.g. while it is disconnected.
     fn set_agent_active(&mut self, agent: &AgentId, active: bool) -> Result<(), AllocatorError>;
 
-    /// Returns offered or used resources to the agent's pool. With `refuse`, the framework is not
+    /// Returns offered or used resources to the agent's pool. `resources` come as they were
+    /// offered, i.e. allocated to their role (`allocation_role` set). With `refuse`, the framework is not
     /// offered these resources again (or a subset) on that agent in that role until the filter
     /// expires: `Some(d)` is clamped to [allocation interval, 365 days]; `Some(ZERO)` means no filter.
     fn recover_resources(

@@ -19,6 +19,7 @@ pub mod attributes;
 pub mod constraints;
 pub mod ids;
 pub mod marathon;
+pub mod master;
 pub mod resources;
 pub mod task;
 pub mod time;
