@@ -1,1 +1,14 @@
 //! Thin daemons over `mesos-core`: HTTP, storage and container runtimes wired to the state machines.
+//!
+//! - [`master`]: the `mesos-master` daemon (v1 scheduler API, `/master/state`, metrics, web UI).
+//! - [`agent`]: the `mesos-agent` daemon (registers, runs tasks through `mesos-runtime`).
+//! - [`local`]: `mesos-local`, a master and N agents in one process.
+//! - [`recordio`]: Mesos' RecordIO framing, shared by both ends of every event stream.
+//!
+//! No scheduling decision lives here: the shells decode requests, feed the core state machines
+//! with the current time, and carry out what they output.
+
+pub mod agent;
+pub mod local;
+pub mod master;
+pub mod recordio;

@@ -1,0 +1,3 @@
+//! `mesos-agent` (being written).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! `mesos-master` (being written).
+
+fn main() {}
