@@ -202,6 +202,8 @@ pub enum Operation {
 
 /// A scheduler call other than SUBSCRIBE (which has its own entry point).
 #[derive(Clone, Debug, PartialEq)]
+// Messages are short-lived and moved, not stored in bulk: boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
 pub enum Call {
     /// Remove the framework and kill its tasks.
     Teardown,
@@ -396,6 +398,8 @@ pub struct FrameworkRef {
 /// A command from the master to an agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+// Messages are short-lived and moved, not stored in bulk: boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
 pub enum AgentCommand {
     /// Start a task.
     RunTask {
@@ -508,6 +512,8 @@ pub struct AgentRegistration {
 /// A durable fact the master asks its shell to store, so a restarted master can recover.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+// Messages are short-lived and moved, not stored in bulk: boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     /// An agent was admitted.
     AgentAdmitted {
@@ -546,6 +552,8 @@ pub enum Record {
 
 /// Something the shell must carry out, drained with [`super::Master::poll_output`].
 #[derive(Clone, Debug, PartialEq)]
+// Messages are short-lived and moved, not stored in bulk: boxing would only add allocations.
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     /// Send an event on the framework's current subscription stream.
     Framework(FrameworkId, Event),
