@@ -1,0 +1,521 @@
+//! One allocation cycle: the quota stage, then the fair-share stage (upstream's
+//! `__generateOffers`).
+//!
+//! For each candidate agent (in a seeded random order, drawn again for each stage), roles are
+//! taken in role-sorter order and, within a role, frameworks in that role's sorter order. The
+//! first framework that passes the checks (capability, minimum offer size, offer filters)
+//! receives what the stage allows it: in the fair-share stage without quota, everything the
+//! agent has left for the role, so offers are coarse-grained.
+//!
+//! Sorter updates for an agent's offers are applied after that agent: upstream iterates over
+//! copies of the sorted lists taken before the agent's offers, so deferring the updates gives
+//! the same order while letting the loops read the sorters in place.
+
+use std::collections::HashMap;
+
+use mesos_core::allocator::Allocation;
+use mesos_core::resources::{Name, Resources, Value};
+use mesos_core::time::Time;
+use rand::seq::SliceRandom;
+
+use super::qty::{self, Qty};
+use super::HierarchicalAllocator;
+use crate::hash::FxHashMap;
+use crate::sorter::ClientId;
+
+/// Quota state of one top-level role during a cycle.
+#[derive(Debug)]
+struct QuotaEntry {
+    guarantees: Qty,
+    /// `None`: no limits at all. A name absent from `Some` limits is unlimited.
+    limits: Option<Qty>,
+    consumed: Qty,
+    /// Tracked roles under this top-level role (itself included).
+    roles: usize,
+    /// The top-level role itself has frameworks (only then can stage 1 serve it).
+    served: bool,
+    capped: bool,
+    satisfied: bool,
+}
+
+impl QuotaEntry {
+    fn unsatisfied(&self) -> Qty {
+        let mut u = self.guarantees.clone();
+        qty::sub_all(&mut u, &self.consumed);
+        u
+    }
+
+    /// Limits minus consumption, for shrinking (absent names stay unlimited).
+    fn limit_room(&self) -> Option<Qty> {
+        self.limits.as_ref().map(|l| {
+            l.iter()
+                .map(|(n, v)| (n.clone(), (v - qty::get(&self.consumed, n)).max(0)))
+                .collect()
+        })
+    }
+}
+
+/// Quota bookkeeping for a cycle (upstream's consumed quota and headroom).
+#[derive(Debug, Default)]
+struct QuotaBook {
+    entries: Vec<QuotaEntry>,
+    /// Role slot -> entry of its top-level role.
+    role_entry: Vec<Option<usize>>,
+    required_headroom: Qty,
+    available_headroom: Qty,
+    /// Roles (tracked) whose top-level role is not capped by its limits.
+    uncapped_roles: usize,
+    /// Entries stage 1 can still serve.
+    unsatisfied: usize,
+}
+
+impl QuotaBook {
+    fn is_capped(e: &QuotaEntry, names: &Qty) -> bool {
+        match &e.limits {
+            None => false,
+            Some(l) => names.iter().all(|(n, _)| {
+                l.iter()
+                    .find(|(m, _)| m == n)
+                    .is_some_and(|(_, v)| qty::get(&e.consumed, n) >= *v)
+            }),
+        }
+    }
+
+    /// Records `uq` (unreserved scalars) newly offered to role slot `r`, of which `guaranteed`
+    /// was given to meet its guarantees.
+    fn consume(&mut self, r: u32, uq: &Qty, names: &Qty) {
+        qty::sub_all(&mut self.available_headroom, uq);
+        let Some(Some(i)) = self.role_entry.get(r as usize).copied() else {
+            return;
+        };
+        let e = &mut self.entries[i];
+        // The part that meets unmet guarantees no longer needs headroom.
+        let unsatisfied = e.unsatisfied();
+        let met: Qty = unsatisfied
+            .iter()
+            .map(|(n, v)| (n.clone(), (*v).min(qty::get(uq, n))))
+            .collect();
+        qty::sub_all(&mut self.required_headroom, &met);
+        qty::add_all(&mut e.consumed, uq);
+        if !e.capped && Self::is_capped(e, names) {
+            e.capped = true;
+            self.uncapped_roles -= e.roles;
+        }
+        if !e.satisfied && qty::contains(&e.consumed, &e.guarantees) {
+            e.satisfied = true;
+            if e.served {
+                self.unsatisfied -= 1;
+            }
+        }
+    }
+}
+
+/// A sorter update deferred to the end of the agent.
+struct Pending {
+    role_client: ClientId,
+    role: u32,
+    fw_client: ClientId,
+    q: Qty,
+}
+
+fn allocatable(q: &Qty, mins: &[Qty]) -> bool {
+    if q.is_empty() {
+        return false;
+    }
+    mins.is_empty() || mins.iter().any(|m| qty::contains(q, m))
+}
+
+impl HierarchicalAllocator {
+    fn quota_book(&self) -> QuotaBook {
+        let mut book = QuotaBook::default();
+        let tracked = self.roles.iter().flatten().count();
+        book.uncapped_roles = tracked;
+        if self.quotas.is_empty() {
+            return book;
+        }
+        let mut by_top: HashMap<&str, usize> = HashMap::new();
+        for (name, quota) in &self.quotas {
+            by_top.insert(name.as_str(), book.entries.len());
+            let limits = if quota.limits.is_empty() {
+                None
+            } else {
+                Some(qty::from_rq(&quota.limits))
+            };
+            book.entries.push(QuotaEntry {
+                guarantees: qty::from_rq(&quota.guarantees),
+                limits,
+                consumed: Qty::new(),
+                roles: 0,
+                served: false,
+                capped: false,
+                satisfied: false,
+            });
+        }
+        for (role, q) in &self.reserved_by_role {
+            let top = role.split('/').next().unwrap_or("");
+            if let Some(&i) = by_top.get(top) {
+                qty::add_all(&mut book.entries[i].consumed, q);
+            }
+        }
+        book.role_entry = vec![None; self.roles.len()];
+        let mut allocated_unreserved = Qty::new();
+        for (slot, role) in self.roles.iter().enumerate() {
+            let Some(role) = role else { continue };
+            qty::add_all(&mut allocated_unreserved, &role.allocated_unreserved);
+            if let Some(&i) = by_top.get(role.top.as_str()) {
+                book.role_entry[slot] = Some(i);
+                let e = &mut book.entries[i];
+                qty::add_all(&mut e.consumed, &role.allocated_unreserved);
+                e.roles += 1;
+                if role.name == role.top {
+                    e.served = true;
+                }
+            }
+        }
+        for e in &mut book.entries {
+            let u = e.unsatisfied();
+            qty::add_all(&mut book.required_headroom, &u);
+            e.satisfied = u.is_empty();
+            if !e.satisfied && e.served {
+                book.unsatisfied += 1;
+            }
+            if Self::capped_names_ok(e, &self.cluster_total) {
+                e.capped = true;
+                book.uncapped_roles -= e.roles;
+            }
+        }
+        // Unreserved, unallocated scalars of the whole cluster.
+        let mut headroom = self.cluster_total.clone();
+        for q in self.reserved_by_role.values() {
+            qty::sub_all(&mut headroom, q);
+        }
+        qty::sub_all(&mut headroom, &allocated_unreserved);
+        book.available_headroom = headroom;
+        book
+    }
+
+    fn capped_names_ok(e: &QuotaEntry, names: &Qty) -> bool {
+        QuotaBook::is_capped(e, names)
+    }
+
+    pub(crate) fn cycle(&mut self, now: Time, mut agents: Vec<u32>) -> Vec<Allocation> {
+        self.sync_sorter_totals();
+        let mut book = self.quota_book();
+        let mut offers: Vec<Allocation> = Vec::new();
+        let mut offer_at: FxHashMap<(u32, u32, u32), usize> = FxHashMap::default();
+        let mut offered_agents: Vec<bool> = Vec::new();
+        let stage1 = book.unsatisfied > 0;
+        if stage1 {
+            offered_agents = vec![false; self.agents.len()];
+            agents.shuffle(&mut self.rng);
+            for &a in &agents {
+                if book.unsatisfied == 0 {
+                    break;
+                }
+                if self.serve_agent(now, a, true, &mut book, &mut offers, &mut offer_at) {
+                    offered_agents[a as usize] = true;
+                }
+            }
+        }
+        agents.shuffle(&mut self.rng);
+        let use_memo = self.quotas.is_empty();
+        for &a in &agents {
+            let offered = self.serve_agent(now, a, false, &mut book, &mut offers, &mut offer_at);
+            if use_memo && !offered && !offered_agents.get(a as usize).copied().unwrap_or(false) {
+                if let Some(agent) = self.agents[a as usize].as_mut() {
+                    agent.idle_memo = Some((agent.gen, self.epoch));
+                }
+            }
+        }
+        offers
+    }
+
+    /// Runs one stage on one agent; returns whether anything was offered.
+    fn serve_agent(
+        &mut self,
+        now: Time,
+        a: u32,
+        stage1: bool,
+        book: &mut QuotaBook,
+        offers: &mut Vec<Allocation>,
+        offer_at: &mut FxHashMap<(u32, u32, u32), usize>,
+    ) -> bool {
+        let epoch = self.epoch;
+        let use_memo = self.quotas.is_empty();
+        let Self {
+            role_sorter,
+            fw_sorters,
+            roles,
+            frameworks,
+            agents,
+            role_of_client,
+            min_allocatable,
+            config,
+            cluster_total,
+            ..
+        } = self;
+        let Some(agent) = agents[a as usize].as_mut() else {
+            return false;
+        };
+        if agent.available.is_empty() {
+            return false;
+        }
+        if use_memo && agent.idle_memo == Some((agent.gen, epoch)) {
+            return false;
+        }
+        if !stage1
+            && book.uncapped_roles == 0
+            && !agent.has_reservations
+            && !agent.has_non_scalars
+        {
+            return false;
+        }
+        let mut pending: Vec<Pending> = Vec::new();
+        role_sorter.prepare();
+        for rc in role_sorter.order() {
+            if agent.available.is_empty() {
+                break;
+            }
+            if stage1 && book.unsatisfied == 0 {
+                break;
+            }
+            let Some(&r) = role_of_client.get(rc.index()) else {
+                continue;
+            };
+            let Some(role) = roles.get(r as usize).and_then(Option::as_ref) else {
+                continue;
+            };
+            let entry = book.role_entry.get(r as usize).copied().flatten();
+            if stage1 {
+                let Some(i) = entry else { continue };
+                let e = &book.entries[i];
+                if role.name != role.top || e.guarantees.is_empty() || e.satisfied {
+                    continue;
+                }
+            } else if let Some(i) = entry {
+                if book.entries[i].capped && !agent.has_reservations && !agent.has_non_scalars {
+                    continue;
+                }
+            }
+            let Some(sorter) = fw_sorters.get_mut(r as usize).and_then(Option::as_mut) else {
+                continue;
+            };
+            sorter.prepare();
+            let role_name = role.name.clone();
+            // What this role could get here, recomputed after each offer on this agent.
+            let mut cache: Option<(u64, Resources, Qty, Resources, Qty)> = None;
+            for fc in sorter.order() {
+                let Some(&f) = roles[r as usize]
+                    .as_ref()
+                    .and_then(|x| x.fw_of_client.get(fc.index()))
+                else {
+                    continue;
+                };
+                let Some(fw) = frameworks.get(f as usize).and_then(Option::as_ref) else {
+                    continue;
+                };
+                if cache.as_ref().is_none_or(|c| c.0 != agent.gen) {
+                    let avail = if agent.has_reservations {
+                        agent.available.allocatable_to(&role_name)
+                    } else {
+                        agent.available.clone()
+                    };
+                    let avail_q = qty::all_quantities(&avail);
+                    let to_offer = if stage1 {
+                        let i = entry.unwrap_or(0);
+                        Self::quota_offer(&avail, &book.entries[i], book)
+                    } else {
+                        Self::fair_offer(&avail, entry.map(|i| &book.entries[i]), book)
+                    };
+                    let offer_q = qty::all_quantities(&to_offer);
+                    cache = Some((agent.gen, avail, avail_q, to_offer, offer_q));
+                }
+                let Some((_, avail, avail_q, to_offer, offer_q)) = cache.as_ref() else {
+                    continue;
+                };
+                if avail.is_empty() {
+                    break;
+                }
+                if config.filter_gpu_resources && agent.has_gpus && !fw.gpu_capable {
+                    continue;
+                }
+                let Some(fr) = fw.roles.iter().position(|e| e.role == r) else {
+                    continue;
+                };
+                let mins = fw.roles[fr]
+                    .min_allocatable
+                    .as_deref()
+                    .unwrap_or(min_allocatable.as_slice());
+                if !allocatable(avail_q, mins) || !allocatable(offer_q, mins) {
+                    continue;
+                }
+                if let Some(filters) = fw.filters.get(&a) {
+                    if filters
+                        .iter()
+                        .any(|x| x.role == r && x.expires > now && x.refused.contains(to_offer))
+                    {
+                        continue;
+                    }
+                }
+                // Offer.
+                let to_offer = to_offer.clone();
+                let q = qty::scalars(&to_offer);
+                let uq = qty::unreserved_scalars(&to_offer);
+                let allocated = to_offer.allocate(&role_name);
+                if to_offer == agent.available {
+                    agent.available = Resources::new();
+                } else {
+                    agent.available -= &to_offer;
+                }
+                agent.gen += 1;
+                let new_entry = match agent
+                    .allocations
+                    .iter_mut()
+                    .find(|(x, y, _)| *x == f && *y == r)
+                {
+                    Some((_, _, existing)) => {
+                        *existing += &allocated;
+                        false
+                    }
+                    None => {
+                        agent.allocations.push((f, r, allocated.clone()));
+                        true
+                    }
+                };
+                let fw_client = fw.roles[fr].client;
+                let fw_id = fw.id.clone();
+                if new_entry {
+                    if let Some(fw) = frameworks[f as usize].as_mut() {
+                        fw.roles[fr].allocations += 1;
+                    }
+                }
+                let role_state = roles[r as usize].as_mut().expect("role being served is live");
+                qty::add_all(&mut role_state.allocated_unreserved, &uq);
+                qty::add_all(&mut role_state.allocated_all, &q);
+                book.consume(r, &uq, cluster_total);
+                pending.push(Pending {
+                    role_client: rc,
+                    role: r,
+                    fw_client,
+                    q,
+                });
+                match offer_at.get(&(f, r, a)) {
+                    Some(&i) => offers[i].resources += allocated,
+                    None => {
+                        if stage1 || !offer_at.is_empty() {
+                            offer_at.insert((f, r, a), offers.len());
+                        }
+                        offers.push(Allocation {
+                            framework: fw_id,
+                            role: role_name.clone(),
+                            agent: agent.id.clone(),
+                            resources: allocated,
+                        });
+                    }
+                }
+                if stage1 && book.unsatisfied == 0 {
+                    break;
+                }
+            }
+        }
+        let offered = !pending.is_empty();
+        for p in pending {
+            role_sorter.change(p.role_client, &p.q, 1, true);
+            if let Some(s) = fw_sorters[p.role as usize].as_mut() {
+                s.change(p.fw_client, &p.q, 1, true);
+            }
+        }
+        offered
+    }
+
+    /// Stage 1: unmet guarantees first, then what limits and spare headroom allow.
+    fn quota_offer(avail: &Resources, e: &QuotaEntry, book: &QuotaBook) -> Resources {
+        let unreserved_scalars =
+            avail.filter(|r| r.is_unreserved() && matches!(r.value, Value::Scalar(_)));
+        let guaranteed = qty::shrink(&unreserved_scalars, &e.unsatisfied(), false);
+        if guaranteed.is_empty() {
+            return Resources::new();
+        }
+        let mut offer = guaranteed.clone();
+        offer += avail.filter(|r| !r.is_unreserved() || !matches!(r.value, Value::Scalar(_)));
+        let rest = &unreserved_scalars - &guaranteed;
+        let mut extra = match e.limit_room() {
+            Some(mut room) => {
+                qty::sub_all(&mut room, &qty::scalars(&guaranteed));
+                // Names the limits mention but that ran out must stay at zero.
+                let mut full = room.clone();
+                if let Some(l) = &e.limits {
+                    for (n, _) in l {
+                        if qty::get(&full, n) == 0 {
+                            full.push((n.clone(), 0));
+                        }
+                    }
+                }
+                qty_shrink_limits(&rest, &full)
+            }
+            None => rest,
+        };
+        let mut surplus = book.available_headroom.clone();
+        qty::sub_all(&mut surplus, &book.required_headroom);
+        extra = qty::shrink(&extra, &surplus, false);
+        offer += extra;
+        offer
+    }
+
+    /// Stage 2: everything the role may have here, within its limits and the headroom that
+    /// unmet guarantees elsewhere still need.
+    fn fair_offer(avail: &Resources, e: Option<&QuotaEntry>, book: &QuotaBook) -> Resources {
+        let limited = e.is_some_and(|e| e.limits.is_some());
+        if !limited && book.required_headroom.is_empty() {
+            return avail.clone();
+        }
+        let unreserved_scalars =
+            avail.filter(|r| r.is_unreserved() && matches!(r.value, Value::Scalar(_)));
+        let mut offer =
+            avail.filter(|r| !r.is_unreserved() || !matches!(r.value, Value::Scalar(_)));
+        let mut scalars = unreserved_scalars;
+        if let Some(e) = e {
+            if let (Some(room), Some(l)) = (e.limit_room(), &e.limits) {
+                let mut full = room;
+                for (n, _) in l {
+                    if qty::get(&full, n) == 0 && !full.iter().any(|(m, _)| m == n) {
+                        full.push((n.clone(), 0));
+                    }
+                }
+                scalars = qty_shrink_limits(&scalars, &full);
+            }
+        }
+        if !book.required_headroom.is_empty() {
+            let mut surplus = book.available_headroom.clone();
+            qty::sub_all(&mut surplus, &book.required_headroom);
+            scalars = qty::shrink(&scalars, &surplus, false);
+        }
+        offer += scalars;
+        offer
+    }
+}
+
+/// Shrinks to limits given as (name, room) including zero rooms; absent names are unlimited.
+fn qty_shrink_limits(r: &Resources, room: &[(Name, i64)]) -> Resources {
+    let mut left: Vec<(Name, i64)> = room.to_vec();
+    let mut out = Resources::new();
+    for e in r {
+        let Value::Scalar(s) = &e.value else {
+            out.add_resource(e);
+            continue;
+        };
+        match left.iter_mut().find(|(n, _)| *n == e.name) {
+            None => out.add_resource(e),
+            Some(slot) => {
+                let take = s.millis().min(slot.1);
+                if take > 0 {
+                    slot.1 -= take;
+                    let mut piece = e.clone();
+                    piece.value = Value::Scalar(mesos_core::resources::Scalar::from_millis(take));
+                    out.push(piece);
+                }
+            }
+        }
+    }
+    out
+}

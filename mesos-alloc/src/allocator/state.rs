@@ -1,0 +1,144 @@
+//! The allocator's records of agents, frameworks and roles.
+
+use std::sync::Arc;
+
+use mesos_core::allocator::AgentSpec;
+use mesos_core::attributes::Attributes;
+use mesos_core::ids::{AgentId, FrameworkId};
+use mesos_core::resources::{Name, Resources};
+use mesos_core::time::Time;
+
+use super::qty::Qty;
+use crate::hash::FxHashMap;
+use crate::sorter::ClientId;
+
+/// One agent: what it has, what is offered or used, and what is left.
+#[derive(Debug)]
+pub(crate) struct AgentState {
+    pub(crate) id: AgentId,
+    #[allow(dead_code)]
+    pub(crate) hostname: String,
+    #[allow(dead_code)]
+    pub(crate) attributes: Attributes,
+    pub(crate) total: Resources,
+    /// `total` minus everything offered or allocated, unallocated form.
+    pub(crate) available: Resources,
+    /// Offered or used resources per (framework slot, role slot), allocated form.
+    pub(crate) allocations: Vec<(u32, u32, Resources)>,
+    pub(crate) active: bool,
+    pub(crate) has_gpus: bool,
+    /// True when any entry of the total is reserved: the quick path skips role filtering.
+    pub(crate) has_reservations: bool,
+    /// True when the total has ranges or sets (ports): such agents are never skipped as
+    /// "scalars only".
+    pub(crate) has_non_scalars: bool,
+    /// Bumped whenever `available` or `active` changes.
+    pub(crate) gen: u64,
+    /// `(gen, epoch)` of the last cycle that found nothing to offer here.
+    pub(crate) idle_memo: Option<(u64, u64)>,
+    /// The last refused resources, shared by the filters that refuse the same thing.
+    pub(crate) last_refused: Option<Arc<Resources>>,
+}
+
+impl AgentState {
+    pub(crate) fn new(id: AgentId, spec: AgentSpec) -> Self {
+        let total = spec.total.unallocate();
+        let has_gpus = total.iter().any(|r| r.name == Name::Gpus);
+        let has_reservations = total.iter().any(|r| !r.is_unreserved());
+        let has_non_scalars = total
+            .iter()
+            .any(|r| !matches!(r.value, mesos_core::resources::Value::Scalar(_)));
+        AgentState {
+            id,
+            hostname: spec.hostname,
+            attributes: spec.attributes,
+            available: total.clone(),
+            total,
+            allocations: Vec::new(),
+            active: true,
+            has_gpus,
+            has_reservations,
+            has_non_scalars,
+            gen: 0,
+            idle_memo: None,
+            last_refused: None,
+        }
+    }
+}
+
+/// A refusal: `refused` (unallocated) is not offered again to the framework on this agent in
+/// this role, nor anything it contains, until `expires`.
+#[derive(Debug)]
+pub(crate) struct OfferFilter {
+    pub(crate) role: u32,
+    pub(crate) refused: Arc<Resources>,
+    pub(crate) expires: Time,
+}
+
+/// A framework's relation to one role it subscribes to or still holds resources in.
+#[derive(Debug)]
+pub(crate) struct FwRole {
+    pub(crate) role: u32,
+    pub(crate) name: String,
+    /// Its handle in the role's framework sorter.
+    pub(crate) client: ClientId,
+    pub(crate) subscribed: bool,
+    pub(crate) suppressed: bool,
+    /// Per-role minimum offer (`offer_filters.min_allocatable_resources`); `None` = global.
+    pub(crate) min_allocatable: Option<Vec<Qty>>,
+    /// Number of agents where it holds something in this role.
+    pub(crate) allocations: u32,
+}
+
+#[derive(Debug)]
+pub(crate) struct FrameworkState {
+    pub(crate) id: FrameworkId,
+    pub(crate) active: bool,
+    pub(crate) gpu_capable: bool,
+    pub(crate) roles: Vec<FwRole>,
+    /// Offer filters by agent slot.
+    pub(crate) filters: FxHashMap<u32, Vec<OfferFilter>>,
+}
+
+impl FrameworkState {
+    pub(crate) fn new(id: FrameworkId, active: bool, gpu_capable: bool) -> Self {
+        FrameworkState {
+            id,
+            active,
+            gpu_capable,
+            roles: Vec::new(),
+            filters: FxHashMap::default(),
+        }
+    }
+}
+
+/// A role with at least one framework tracked under it.
+#[derive(Debug)]
+pub(crate) struct RoleState {
+    pub(crate) name: String,
+    /// The top-level role (`a` for `a/b/c`), where quota lives.
+    pub(crate) top: String,
+    pub(crate) client: ClientId,
+    pub(crate) frameworks: usize,
+    /// Framework sorter client id -> framework slot.
+    pub(crate) fw_of_client: Vec<u32>,
+    /// Unreserved scalars offered or allocated to this role (counts toward quota).
+    pub(crate) allocated_unreserved: Qty,
+    /// All scalars offered or allocated to this role.
+    pub(crate) allocated_all: Qty,
+}
+
+impl RoleState {
+    pub(crate) fn new(name: String, client: ClientId) -> Self {
+        let top = name.split('/').next().unwrap_or("").to_string();
+        RoleState {
+            name,
+            top,
+            client,
+            frameworks: 0,
+            fw_of_client: Vec::new(),
+            allocated_unreserved: Qty::new(),
+            allocated_all: Qty::new(),
+        }
+    }
+}
