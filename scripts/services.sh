@@ -35,6 +35,10 @@ DOCKER_EXEC_ROOT="$RUN_DIR/docker-exec"
 DOCKER_OWNER_FILE="$RUN_DIR/docker.owner"
 DOCKER_LOG="$RUN_DIR/dockerd.log"
 DOCKER_DATA_ROOT=${MESOS_TEST_DOCKER_DATA_ROOT:-/var/lib/mesos-test-docker}
+# The daemon's default "bridge" network uses its own Linux bridge, so it never collides with a
+# system dockerd's docker0. Without `ip` (iproute2) dockerd falls back to docker0.
+DOCKER_BRIDGE=${MESOS_TEST_DOCKER_BRIDGE:-mesos-test0}
+DOCKER_BRIDGE_CIDR=${MESOS_TEST_DOCKER_BRIDGE_CIDR:-172.31.254.1/24}
 BUSYBOX_IMAGE=mesos-test/busybox:latest
 HTTPD_IMAGE=mesos-test/httpd:latest
 # Bump when the image contents change: images carrying another revision are re-imported.
@@ -242,8 +246,24 @@ docker_selfcheck() {
     [[ $ok == 1 ]]
 }
 
+# Creates (or repairs) the bridge; prints the dockerd flag to use it, nothing on failure.
+docker_bridge_setup() {
+    command -v ip >/dev/null || return 0
+    if ! ip link show "$DOCKER_BRIDGE" >/dev/null 2>&1; then
+        ip link add "$DOCKER_BRIDGE" type bridge >&2 || return 0
+    fi
+    if ! ip -4 addr show dev "$DOCKER_BRIDGE" | grep -q "inet $DOCKER_BRIDGE_CIDR "; then
+        ip -4 addr flush dev "$DOCKER_BRIDGE" >&2 || true
+        ip addr add "$DOCKER_BRIDGE_CIDR" dev "$DOCKER_BRIDGE" >&2 || return 0
+    fi
+    ip link set "$DOCKER_BRIDGE" up >&2 || return 0
+    echo "--bridge=$DOCKER_BRIDGE"
+}
+
 docker_launch() {
-    local extra=("$@") pid i
+    local extra=("$@") pid i bridge_flag
+    bridge_flag=$(docker_bridge_setup)
+    [[ -n $bridge_flag ]] && extra+=("$bridge_flag")
     mkdir -p "$DOCKER_DATA_ROOT" "$DOCKER_EXEC_ROOT"
     rm -f "$DOCKER_SOCK" "$DOCKER_PIDFILE"
     {
@@ -332,6 +352,9 @@ docker_stop_locked() {
         stop_pid 10 "$cpid"
     fi
     rm -f "$DOCKER_SOCK" "$DOCKER_PIDFILE" "$DOCKER_OWNER_FILE"
+    if command -v ip >/dev/null && ip link show "$DOCKER_BRIDGE" >/dev/null 2>&1; then
+        ip link del "$DOCKER_BRIDGE" 2>/dev/null || true
+    fi
     # The exec root holds only runtime state; mounts under it are gone once dockerd has exited.
     if ! grep -q " $DOCKER_EXEC_ROOT" /proc/mounts; then
         rm -rf "$DOCKER_EXEC_ROOT"
