@@ -60,7 +60,7 @@ impl Fixture {
         spec
     }
 
-    fn docker_info<'a>(spec: &'a mut ContainerSpec) -> &'a mut DockerInfo {
+    fn docker_info(spec: &mut ContainerSpec) -> &mut DockerInfo {
         match &mut spec.container {
             ContainerInfo::Docker(d) => d,
             _ => unreachable!(),
