@@ -19,6 +19,7 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -173,9 +174,28 @@ impl LxcRuntime {
                 let rootfs = self.config.lxc_path.join(&base).join("rootfs");
                 let _guard = self.templates.lock().await;
                 if !rootfs.join("bin").exists() {
+                    // Created under a private name and renamed into place, so that runtimes in
+                    // other processes racing on the same template never see half a root fs.
                     let lxc_path = self.config.lxc_path.to_string_lossy().into_owned();
+                    static ATTEMPT: AtomicU32 = AtomicU32::new(0);
+                    let n = ATTEMPT.fetch_add(1, Ordering::Relaxed);
+                    let tmp = format!("{base}.tmp-{}-{n}", std::process::id());
                     tracing::info!(template = %t, base = %base, "creating LXC template base container");
-                    run_tool("lxc-create", &["-P", &lxc_path, "-n", &base, "-t", t]).await?;
+                    run_tool("lxc-create", &["-P", &lxc_path, "-n", &tmp, "-t", t]).await?;
+                    let (from, to) = (
+                        self.config.lxc_path.join(&tmp),
+                        self.config.lxc_path.join(&base),
+                    );
+                    if std::fs::rename(&from, &to).is_err() {
+                        let _ = std::fs::remove_dir_all(&from);
+                    }
+                    if !rootfs.join("bin").exists() {
+                        return Err(RuntimeError::Lxc {
+                            command: format!("lxc-create -t {t}"),
+                            status: "incomplete".into(),
+                            stderr: format!("{} has no bin directory", rootfs.display()),
+                        });
+                    }
                 }
                 // The sandbox mount point must exist: the base is mounted read-only.
                 let mount_point = rootfs.join(CONTAINER_SANDBOX.trim_start_matches('/'));
