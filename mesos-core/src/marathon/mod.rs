@@ -6,11 +6,15 @@
 //! - [`path`]: app and group ids (`/prod/web`).
 //! - [`app`]: [`AppDefinition`] with Marathon's JSON names, defaults, normalisation and
 //!   validation into Marathon's 422 body ([`ValidationError`]).
+//! - [`ports`]: host ports from offers, service ports, the `PORT*` environment.
+//! - [`placement`]: which waiting instances launch on an offer, and why offers go unused.
 //! - [`health`]: health check definitions and the counting that kills unhealthy instances.
 
 pub mod app;
 pub mod health;
 pub mod path;
+pub mod placement;
+pub mod ports;
 pub mod validation;
 
 pub use app::{
@@ -19,4 +23,12 @@ pub use app::{
 };
 pub use health::{Health, HealthAction, HealthCheck, HealthCommand, HealthProtocol, ProbeOutcome};
 pub use path::PathId;
+pub use placement::{
+    FunnelStage, Launch, NoMatch, Offer, OfferOutcome, OfferSummary, PlacementConfig, Placer,
+    RejectKind, LAST_REASONS_PER_APP,
+};
+pub use ports::{
+    assign_service_ports, port_env, HostPortRequest, PortRangeExhausted, PortRequests,
+    PortShortage, SERVICE_PORT_RANGE,
+};
 pub use validation::{ValidationError, Violation};

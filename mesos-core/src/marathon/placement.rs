@@ -1,0 +1,815 @@
+//! Placement: which waiting instances launch on an offer, and why an offer was not used.
+//!
+//! The daemon hands each offer to [`Placer::process_offer`] as a plain value. The placer walks the
+//! apps that have instances waiting, starting one further along the queue at every offer so no
+//! app always comes first, and for each app launches as many instances as fit (up to
+//! `max_instances_per_offer`), updating the constraint state between them, so two
+//! `hostname:UNIQUE` instances never come out of one offer.
+//!
+//! Each app's check is a funnel in Marathon's order (`NoOfferMatchReason`): role, constraints,
+//! cpus, memory, disk, gpus, ports. The first stage that refuses is the reason, recorded with the
+//! numbers (which constraint, what was needed and offered, which port). Every app keeps a bounded
+//! [`OfferSummary`]: offers processed and unused, counts per reason, and the last reason per agent
+//! (the most recent agents only). That is the answer to "why is my app still waiting?".
+//!
+//! Once an offer cannot hold even the smallest waiting instance, the apps not yet visited are
+//! not checked one by one: each only counts the offer as [`RejectKind::OfferExhausted`]. This
+//! keeps an offer's cost proportional to what it launches, not to the length of the queue.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::app::AppDefinition;
+use super::path::PathId;
+use super::ports::{HostPortRequest, PortRequests, PortShortage};
+use crate::constraints::{AgentView, ConstraintTracker};
+use crate::ids::{AgentId, OfferId};
+use crate::resources::{Name, Ranges, Resource, Resources, Scalar, Value};
+use crate::time::Time;
+
+/// An offer as placement sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Offer {
+    /// The offer.
+    pub id: OfferId,
+    /// Its agent.
+    pub agent_id: AgentId,
+    /// The agent's hostname, attributes and domain.
+    pub agent: AgentView,
+    /// The offered resources.
+    #[serde(with = "resources_json")]
+    pub resources: Resources,
+}
+
+mod resources_json {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::resources::{JsonFormat, Resources};
+
+    pub(super) fn serialize<S: Serializer>(r: &Resources, s: S) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&r.to_json(JsonFormat::Refined), s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Resources, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        Resources::from_json(&v.to_string()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reason kinds, in Marathon's funnel order, with Marathon's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RejectKind {
+    /// No offered resources of a role the app accepts.
+    UnfulfilledRole,
+    /// A constraint refused the agent.
+    UnfulfilledConstraint,
+    /// Not enough cpus.
+    InsufficientCpus,
+    /// Not enough memory.
+    InsufficientMemory,
+    /// Not enough disk.
+    InsufficientDisk,
+    /// Not enough gpus.
+    InsufficientGpus,
+    /// A fixed host port is not offered, or too few ports are.
+    InsufficientPorts,
+    /// Earlier launches left less of the offer than the smallest waiting instance needs.
+    OfferExhausted,
+}
+
+impl RejectKind {
+    /// Every kind in funnel order.
+    pub const ALL: [RejectKind; 8] = [
+        RejectKind::UnfulfilledRole,
+        RejectKind::UnfulfilledConstraint,
+        RejectKind::InsufficientCpus,
+        RejectKind::InsufficientMemory,
+        RejectKind::InsufficientDisk,
+        RejectKind::InsufficientGpus,
+        RejectKind::InsufficientPorts,
+        RejectKind::OfferExhausted,
+    ];
+
+    /// Marathon's name (`InsufficientCpus`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectKind::UnfulfilledRole => "UnfulfilledRole",
+            RejectKind::UnfulfilledConstraint => "UnfulfilledConstraint",
+            RejectKind::InsufficientCpus => "InsufficientCpus",
+            RejectKind::InsufficientMemory => "InsufficientMemory",
+            RejectKind::InsufficientDisk => "InsufficientDisk",
+            RejectKind::InsufficientGpus => "InsufficientGpus",
+            RejectKind::InsufficientPorts => "InsufficientPorts",
+            RejectKind::OfferExhausted => "OfferExhausted",
+        }
+    }
+}
+
+/// Why an app did not launch on an offer, with the numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum NoMatch {
+    /// None of the offered resources has a role the app accepts.
+    UnfulfilledRole,
+    /// The app's constraint at this index refused the agent.
+    UnfulfilledConstraint {
+        /// Index into the app's `constraints`.
+        index: usize,
+    },
+    /// Not enough cpus.
+    InsufficientCpus {
+        /// Per instance.
+        needed: f64,
+        /// Left in the offer.
+        offered: f64,
+    },
+    /// Not enough memory (MiB).
+    InsufficientMemory {
+        /// Per instance.
+        needed: f64,
+        /// Left in the offer.
+        offered: f64,
+    },
+    /// Not enough disk (MiB).
+    InsufficientDisk {
+        /// Per instance.
+        needed: f64,
+        /// Left in the offer.
+        offered: f64,
+    },
+    /// Not enough gpus.
+    InsufficientGpus {
+        /// Per instance.
+        needed: f64,
+        /// Left in the offer.
+        offered: f64,
+    },
+    /// The ports do not fit.
+    InsufficientPorts(PortShortage),
+    /// Used up by earlier launches.
+    OfferExhausted,
+}
+
+impl NoMatch {
+    /// The reason's kind.
+    pub fn kind(&self) -> RejectKind {
+        match self {
+            NoMatch::UnfulfilledRole => RejectKind::UnfulfilledRole,
+            NoMatch::UnfulfilledConstraint { .. } => RejectKind::UnfulfilledConstraint,
+            NoMatch::InsufficientCpus { .. } => RejectKind::InsufficientCpus,
+            NoMatch::InsufficientMemory { .. } => RejectKind::InsufficientMemory,
+            NoMatch::InsufficientDisk { .. } => RejectKind::InsufficientDisk,
+            NoMatch::InsufficientGpus { .. } => RejectKind::InsufficientGpus,
+            NoMatch::InsufficientPorts(_) => RejectKind::InsufficientPorts,
+            NoMatch::OfferExhausted => RejectKind::OfferExhausted,
+        }
+    }
+
+    /// A sentence for people, naming the constraint of `app` when there is one.
+    pub fn describe(&self, app: &AppDefinition) -> String {
+        match self {
+            NoMatch::UnfulfilledRole => format!(
+                "no offered resources for the accepted roles {:?}",
+                app_roles(app)
+            ),
+            NoMatch::UnfulfilledConstraint { index } => match app.constraints.get(*index) {
+                Some(c) => format!("constraint {c} is not satisfied"),
+                None => "a constraint is not satisfied".to_string(),
+            },
+            NoMatch::InsufficientCpus { needed, offered } => {
+                format!("cpus: need {needed}, offered {offered}")
+            }
+            NoMatch::InsufficientMemory { needed, offered } => {
+                format!("mem: need {needed}, offered {offered}")
+            }
+            NoMatch::InsufficientDisk { needed, offered } => {
+                format!("disk: need {needed}, offered {offered}")
+            }
+            NoMatch::InsufficientGpus { needed, offered } => {
+                format!("gpus: need {needed}, offered {offered}")
+            }
+            NoMatch::InsufficientPorts(p) => format!("ports: {p}"),
+            NoMatch::OfferExhausted => "offer used up by earlier launches".to_string(),
+        }
+    }
+}
+
+/// A bounded account of the offers an app has seen (`/v2/queue` `processedOffersSummary`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfferSummary {
+    /// Offers the app was checked against.
+    pub processed_offers: u64,
+    /// Of those, offers it launched nothing on.
+    pub unused_offers: u64,
+    /// When an offer was last unused.
+    pub last_unused_offer_at: Option<Time>,
+    /// When an offer was last used.
+    pub last_used_offer_at: Option<Time>,
+    /// Rejections per kind, indexed like [`RejectKind::ALL`].
+    counts: [u64; 8],
+    /// The last reason per agent, for the most recent agents (oldest first).
+    last_per_agent: VecDeque<(AgentId, NoMatch)>,
+}
+
+/// How many agents an [`OfferSummary`] remembers a last reason for.
+pub const LAST_REASONS_PER_APP: usize = 64;
+
+/// One line of the reject funnel: of `processed` offers reaching this stage, `declined` stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunnelStage {
+    /// Marathon's reason name.
+    pub reason: String,
+    /// Offers refused at this stage.
+    pub declined: u64,
+    /// Offers that reached this stage.
+    pub processed: u64,
+}
+
+impl OfferSummary {
+    fn record(&mut self, now: Time, agent: &AgentId, why: NoMatch) {
+        self.processed_offers += 1;
+        self.unused_offers += 1;
+        self.last_unused_offer_at = Some(now);
+        self.counts[why.kind() as usize] += 1;
+        if let Some(i) = self.last_per_agent.iter().position(|(a, _)| a == agent) {
+            self.last_per_agent.remove(i);
+        } else if self.last_per_agent.len() >= LAST_REASONS_PER_APP {
+            self.last_per_agent.pop_front();
+        }
+        self.last_per_agent.push_back((agent.clone(), why));
+    }
+
+    fn used(&mut self, now: Time) {
+        self.processed_offers += 1;
+        self.last_used_offer_at = Some(now);
+    }
+
+    /// Rejections of `kind`.
+    pub fn count(&self, kind: RejectKind) -> u64 {
+        self.counts[kind as usize]
+    }
+
+    /// Non-zero rejection counts by kind.
+    pub fn counts(&self) -> BTreeMap<RejectKind, u64> {
+        RejectKind::ALL
+            .iter()
+            .filter(|k| self.counts[**k as usize] > 0)
+            .map(|k| (*k, self.counts[*k as usize]))
+            .collect()
+    }
+
+    /// The last reason recorded for `agent`, if it is among the remembered agents.
+    pub fn last_reason(&self, agent: &AgentId) -> Option<&NoMatch> {
+        self.last_per_agent
+            .iter()
+            .find(|(a, _)| a == agent)
+            .map(|(_, r)| r)
+    }
+
+    /// The remembered agents and their last reasons, most recent last.
+    pub fn last_reasons(&self) -> impl Iterator<Item = &(AgentId, NoMatch)> {
+        self.last_per_agent.iter()
+    }
+
+    /// The most frequent reason so far.
+    pub fn top_reason(&self) -> Option<RejectKind> {
+        RejectKind::ALL
+            .iter()
+            .copied()
+            .filter(|k| self.counts[*k as usize] > 0)
+            .max_by_key(|k| (self.counts[*k as usize], std::cmp::Reverse(*k)))
+    }
+
+    /// Marathon's `rejectSummaryLastOffers`: per stage, offers reaching it and refused there.
+    pub fn funnel(&self) -> Vec<FunnelStage> {
+        let mut processed = self.unused_offers;
+        RejectKind::ALL
+            .iter()
+            .map(|k| {
+                let declined = self.counts[*k as usize];
+                let stage = FunnelStage {
+                    reason: k.as_str().to_string(),
+                    declined,
+                    processed,
+                };
+                processed = processed.saturating_sub(declined);
+                stage
+            })
+            .collect()
+    }
+}
+
+/// What one launched instance takes from its offer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Launch {
+    /// The app.
+    pub app: PathId,
+    /// The offer used.
+    pub offer_id: OfferId,
+    /// The agent.
+    pub agent_id: AgentId,
+    /// The reservation role the resources come from (`*` = unreserved).
+    pub reservation_role: Arc<str>,
+    /// Cpus.
+    pub cpus: f64,
+    /// Memory (MiB).
+    pub mem: f64,
+    /// Disk (MiB).
+    pub disk: f64,
+    /// Gpus.
+    pub gpus: f64,
+    /// The host port per port mapping/definition (`None` = no host port).
+    pub host_ports: Vec<Option<u32>>,
+}
+
+impl Launch {
+    /// The host ports taken, in order.
+    pub fn ports(&self) -> Vec<u32> {
+        self.host_ports.iter().flatten().copied().collect()
+    }
+
+    /// The resources for the launch operation, allocated to `allocation_role`.
+    pub fn resources(&self, allocation_role: &str) -> Resources {
+        let mut out = Resources::new();
+        let reserved = &*self.reservation_role != "*";
+        let mut add = |r: Resource| {
+            let r = if reserved {
+                r.reserved_to(&self.reservation_role)
+            } else {
+                r
+            };
+            out.push(r.allocated_to(allocation_role));
+        };
+        for (name, v) in [
+            ("cpus", self.cpus),
+            ("mem", self.mem),
+            ("disk", self.disk),
+            ("gpus", self.gpus),
+        ] {
+            if v > 0.0 {
+                add(Resource::scalar(name, v));
+            }
+        }
+        let ports = self.ports();
+        if !ports.is_empty() {
+            add(Resource::ranges(
+                "ports",
+                Ranges::new(
+                    ports
+                        .iter()
+                        .map(|p| crate::resources::Range::new(u64::from(*p), u64::from(*p))),
+                ),
+            ));
+        }
+        out
+    }
+}
+
+/// The outcome of one offer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfferOutcome {
+    /// Instances to launch, in order.
+    pub launches: Vec<Launch>,
+    /// Apps that were checked and launched nothing, with why.
+    pub rejections: Vec<(PathId, NoMatch)>,
+    /// Apps not checked because the offer was used up first.
+    pub exhausted: u32,
+}
+
+impl OfferOutcome {
+    /// True when nothing launches (the offer should be declined).
+    pub fn is_unused(&self) -> bool {
+        self.launches.is_empty()
+    }
+}
+
+/// Placement settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementConfig {
+    /// Launches per offer and app at most (Marathon's `--max_instances_per_offer`).
+    pub max_instances_per_offer: u32,
+}
+
+impl Default for PlacementConfig {
+    fn default() -> Self {
+        PlacementConfig {
+            max_instances_per_offer: 100,
+        }
+    }
+}
+
+/// The per-instance needs of one app version, compiled once.
+#[derive(Clone, Debug)]
+struct Needs {
+    cpus: Scalar,
+    mem: Scalar,
+    disk: Scalar,
+    gpus: Scalar,
+    ports: PortRequests,
+    /// Accepted reservation roles.
+    roles: Vec<String>,
+}
+
+fn app_roles(app: &AppDefinition) -> Vec<String> {
+    if app.accepted_resource_roles.is_empty() {
+        let mut v = vec!["*".to_string()];
+        if app.role != "*" {
+            v.push(app.role.clone());
+        }
+        v
+    } else {
+        app.accepted_resource_roles.clone()
+    }
+}
+
+fn scalar(v: f64) -> Scalar {
+    Scalar::from_f64(v).unwrap_or(Scalar::ZERO)
+}
+
+impl Needs {
+    fn of(app: &AppDefinition) -> Needs {
+        Needs {
+            cpus: scalar(app.cpus),
+            mem: scalar(app.mem),
+            disk: scalar(app.disk),
+            gpus: Scalar::from_units(i64::from(app.gpus)),
+            ports: PortRequests::of(app),
+            roles: app_roles(app),
+        }
+    }
+}
+
+/// Offered resources of one reservation role.
+#[derive(Clone, Debug)]
+struct Pool {
+    role: Arc<str>,
+    cpus: Scalar,
+    mem: Scalar,
+    disk: Scalar,
+    gpus: Scalar,
+    ports: Ranges,
+}
+
+fn pools(resources: &Resources) -> Vec<Pool> {
+    let mut out: Vec<Pool> = Vec::new();
+    for r in resources.iter() {
+        let role = r.reservation_role();
+        let i = match out.iter().position(|p| &*p.role == role) {
+            Some(i) => i,
+            None => {
+                out.push(Pool {
+                    role: Arc::from(role),
+                    cpus: Scalar::ZERO,
+                    mem: Scalar::ZERO,
+                    disk: Scalar::ZERO,
+                    gpus: Scalar::ZERO,
+                    ports: Ranges::default(),
+                });
+                out.len() - 1
+            }
+        };
+        let p = &mut out[i];
+        match (&r.name, &r.value) {
+            (Name::Cpus, Value::Scalar(s)) => p.cpus += *s,
+            (Name::Mem, Value::Scalar(s)) => p.mem += *s,
+            (Name::Disk, Value::Scalar(s)) => p.disk += *s,
+            (Name::Gpus, Value::Scalar(s)) => p.gpus += *s,
+            (Name::Ports, Value::Ranges(rs)) => p.ports.add(rs),
+            _ => {}
+        }
+    }
+    // Reserved resources first: they are there for this role, so use them before shared ones.
+    out.sort_by_key(|p| &*p.role == "*");
+    out
+}
+
+impl Pool {
+    fn check(&self, n: &Needs) -> Result<(), NoMatch> {
+        let short = |needed: Scalar, offered: Scalar| needed > offered;
+        if short(n.cpus, self.cpus) {
+            return Err(NoMatch::InsufficientCpus {
+                needed: n.cpus.as_f64(),
+                offered: self.cpus.as_f64(),
+            });
+        }
+        if short(n.mem, self.mem) {
+            return Err(NoMatch::InsufficientMemory {
+                needed: n.mem.as_f64(),
+                offered: self.mem.as_f64(),
+            });
+        }
+        if short(n.disk, self.disk) {
+            return Err(NoMatch::InsufficientDisk {
+                needed: n.disk.as_f64(),
+                offered: self.disk.as_f64(),
+            });
+        }
+        if short(n.gpus, self.gpus) {
+            return Err(NoMatch::InsufficientGpus {
+                needed: n.gpus.as_f64(),
+                offered: self.gpus.as_f64(),
+            });
+        }
+        n.ports
+            .check(&self.ports)
+            .map_err(NoMatch::InsufficientPorts)
+    }
+}
+
+/// One app in the placer.
+#[derive(Clone, Debug)]
+struct Slot {
+    id: PathId,
+    needs: Needs,
+    tracker: ConstraintTracker,
+    waiting: u32,
+    summary: OfferSummary,
+}
+
+/// The placement state of every app: what waits, where counted instances sit, and why offers
+/// were not used. See the module documentation.
+///
+/// ```
+/// use mesos_core::constraints::AgentView;
+/// use mesos_core::ids::{AgentId, OfferId};
+/// use mesos_core::marathon::{AppDefinition, Offer, Placer, RejectKind};
+/// use mesos_core::resources::Resources;
+/// use mesos_core::time::Time;
+/// use rand::SeedableRng;
+///
+/// let app = AppDefinition::from_json(&serde_json::json!({
+///     "id": "web", "cmd": "x", "cpus": 1, "mem": 64, "instances": 3,
+///     "constraints": [["hostname", "UNIQUE"]]})).unwrap();
+/// let mut placer = Placer::default();
+/// placer.upsert_app(&app);
+/// placer.set_waiting(&app.id, 3);
+/// let offer = Offer {
+///     id: OfferId::new("o1"), agent_id: AgentId::new("a1"), agent: AgentView::new("h1"),
+///     resources: Resources::parse("cpus:4;mem:1024;ports:[31000-32000]").unwrap(),
+/// };
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+/// let out = placer.process_offer(&offer, Time::ZERO, &mut rng);
+/// assert_eq!(out.launches.len(), 1); // UNIQUE: one per host
+/// let again = placer.process_offer(&offer, Time::ZERO, &mut rng);
+/// assert!(again.is_unused());
+/// let summary = placer.summary(&app.id).unwrap();
+/// assert_eq!(summary.count(RejectKind::UnfulfilledConstraint), 1);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Placer {
+    config: PlacementConfig,
+    slots: Vec<Slot>,
+    index: HashMap<PathId, usize>,
+    /// Slots with instances waiting, in queue order.
+    queue: Vec<usize>,
+    cursor: usize,
+}
+
+impl Placer {
+    /// An empty placer.
+    pub fn new(config: PlacementConfig) -> Self {
+        Placer {
+            config,
+            ..Placer::default()
+        }
+    }
+
+    /// Adds an app, or replaces its definition. A new version with other constraints starts
+    /// with nothing counted (instances of older versions do not count, as in Marathon); the
+    /// daemon re-adds the current version's instances with [`Placer::instance_placed`].
+    pub fn upsert_app(&mut self, app: &AppDefinition) {
+        let needs = Needs::of(app);
+        match self.index.get(&app.id) {
+            Some(&i) => {
+                let slot = &mut self.slots[i];
+                if slot.tracker.constraints() != app.constraints.as_slice() {
+                    slot.tracker = ConstraintTracker::new(app.constraints.clone());
+                }
+                slot.needs = needs;
+            }
+            None => {
+                self.index.insert(app.id.clone(), self.slots.len());
+                self.slots.push(Slot {
+                    id: app.id.clone(),
+                    needs,
+                    tracker: ConstraintTracker::new(app.constraints.clone()),
+                    waiting: 0,
+                    summary: OfferSummary::default(),
+                });
+            }
+        }
+    }
+
+    /// Forgets an app.
+    pub fn remove_app(&mut self, id: &PathId) {
+        if let Some(i) = self.index.remove(id) {
+            // Keep indices stable: the slot stays, empty and not queued.
+            self.slots[i].waiting = 0;
+            self.queue.retain(|&q| q != i);
+        }
+    }
+
+    /// Sets how many instances of `id` wait for an offer (0 leaves the queue).
+    pub fn set_waiting(&mut self, id: &PathId, count: u32) {
+        let Some(&i) = self.index.get(id) else {
+            return;
+        };
+        let was = self.slots[i].waiting;
+        self.slots[i].waiting = count;
+        if was == 0 && count > 0 {
+            self.queue.push(i);
+        } else if was > 0 && count == 0 {
+            self.queue.retain(|&q| q != i);
+        }
+    }
+
+    /// Instances of `id` still waiting.
+    pub fn waiting(&self, id: &PathId) -> u32 {
+        self.index.get(id).map_or(0, |&i| self.slots[i].waiting)
+    }
+
+    /// An instance of `id` (current version) now counts on `agent` for constraints.
+    pub fn instance_placed(&mut self, id: &PathId, agent: &AgentView) {
+        if let Some(&i) = self.index.get(id) {
+            self.slots[i].tracker.add(agent);
+        }
+    }
+
+    /// An instance of `id` on `agent` no longer counts (terminal, lost, or old version).
+    pub fn instance_gone(&mut self, id: &PathId, agent: &AgentView) {
+        if let Some(&i) = self.index.get(id) {
+            self.slots[i].tracker.remove(agent);
+        }
+    }
+
+    /// Why `id` is waiting, as far as offers tell.
+    pub fn summary(&self, id: &PathId) -> Option<&OfferSummary> {
+        self.index.get(id).map(|&i| &self.slots[i].summary)
+    }
+
+    /// Clears the summary of `id` (e.g. when a new version is deployed).
+    pub fn reset_summary(&mut self, id: &PathId) {
+        if let Some(&i) = self.index.get(id) {
+            self.slots[i].summary = OfferSummary::default();
+        }
+    }
+
+    /// Decides which waiting instances launch on `offer`. Launched instances leave the queue
+    /// and count for their app's constraints at once.
+    pub fn process_offer(&mut self, offer: &Offer, now: Time, rng: &mut impl Rng) -> OfferOutcome {
+        let mut out = OfferOutcome::default();
+        if self.queue.is_empty() {
+            return out;
+        }
+        let mut pools = pools(&offer.resources);
+        let n = self.queue.len();
+        let start = self.cursor % n;
+        self.cursor = self.cursor.wrapping_add(1);
+        let order: Vec<usize> = (0..n).map(|k| self.queue[(start + k) % n]).collect();
+        // The smallest cpus and mem any waiting app needs: below both, nobody fits.
+        let (min_cpus, min_mem) = order.iter().fold((None, None), |(c, m), &i| {
+            let needs = &self.slots[i].needs;
+            (
+                Some(c.map_or(needs.cpus, |c: Scalar| c.min(needs.cpus))),
+                Some(m.map_or(needs.mem, |m: Scalar| m.min(needs.mem))),
+            )
+        });
+        let (min_cpus, min_mem) = (
+            min_cpus.unwrap_or(Scalar::ZERO),
+            min_mem.unwrap_or(Scalar::ZERO),
+        );
+        let mut finished = Vec::new();
+        for (k, &i) in order.iter().enumerate() {
+            let launched = self.place_app(i, offer, &mut pools, now, rng, &mut out);
+            if self.slots[i].waiting == 0 {
+                finished.push(i);
+            }
+            let _ = launched;
+            let exhausted = pools.iter().all(|p| p.cpus < min_cpus || p.mem < min_mem);
+            if exhausted && (min_cpus > Scalar::ZERO || min_mem > Scalar::ZERO) {
+                for &j in &order[k + 1..] {
+                    self.slots[j].summary.processed_offers += 1;
+                    self.slots[j].summary.unused_offers += 1;
+                    self.slots[j].summary.counts[RejectKind::OfferExhausted as usize] += 1;
+                    self.slots[j].summary.last_unused_offer_at = Some(now);
+                }
+                out.exhausted = (n - k - 1) as u32;
+                break;
+            }
+        }
+        if !finished.is_empty() {
+            self.queue.retain(|q| !finished.contains(q));
+        }
+        out
+    }
+
+    /// Launches instances of slot `i` on the offer while they fit; returns how many.
+    fn place_app(
+        &mut self,
+        i: usize,
+        offer: &Offer,
+        pools: &mut [Pool],
+        now: Time,
+        rng: &mut impl Rng,
+        out: &mut OfferOutcome,
+    ) -> u32 {
+        let max = self.config.max_instances_per_offer;
+        let slot = &mut self.slots[i];
+        let mut launched = 0;
+        while slot.waiting > 0 && launched < max {
+            match check(slot, offer, pools) {
+                Ok(p) => {
+                    let pool = &mut pools[p];
+                    let host_ports = match slot.needs.ports.assign(&pool.ports, rng) {
+                        Ok(hp) => hp,
+                        Err(e) => {
+                            // `check` passed, so this cannot happen; report rather than panic.
+                            let why = NoMatch::InsufficientPorts(e);
+                            out.rejections.push((slot.id.clone(), why));
+                            slot.summary.record(now, &offer.agent_id, why);
+                            break;
+                        }
+                    };
+                    pool.cpus -= slot.needs.cpus;
+                    pool.mem -= slot.needs.mem;
+                    pool.disk -= slot.needs.disk;
+                    pool.gpus -= slot.needs.gpus;
+                    if !slot.needs.ports.is_empty() {
+                        let taken =
+                            Ranges::new(host_ports.iter().flatten().map(|p| {
+                                crate::resources::Range::new(u64::from(*p), u64::from(*p))
+                            }));
+                        pool.ports.subtract(&taken);
+                    }
+                    slot.tracker.add(&offer.agent);
+                    slot.waiting -= 1;
+                    launched += 1;
+                    out.launches.push(Launch {
+                        app: slot.id.clone(),
+                        offer_id: offer.id.clone(),
+                        agent_id: offer.agent_id.clone(),
+                        reservation_role: pool.role.clone(),
+                        cpus: slot.needs.cpus.as_f64(),
+                        mem: slot.needs.mem.as_f64(),
+                        disk: slot.needs.disk.as_f64(),
+                        gpus: slot.needs.gpus.as_f64(),
+                        host_ports,
+                    });
+                }
+                Err(why) => {
+                    if launched == 0 {
+                        out.rejections.push((slot.id.clone(), why));
+                        slot.summary.record(now, &offer.agent_id, why);
+                    }
+                    break;
+                }
+            }
+        }
+        if launched > 0 {
+            slot.summary.used(now);
+        }
+        launched
+    }
+}
+
+/// The funnel for one more instance of `slot`: the pool to take from, or the first refusal.
+fn check(slot: &mut Slot, offer: &Offer, pools: &[Pool]) -> Result<usize, NoMatch> {
+    let accepted = |p: &Pool| slot.needs.roles.iter().any(|r| **r == *p.role);
+    if !pools.iter().any(accepted) {
+        return Err(NoMatch::UnfulfilledRole);
+    }
+    if let Err(c) = slot.tracker.allows(&offer.agent) {
+        let c = c.clone();
+        let index = slot
+            .tracker
+            .constraints()
+            .iter()
+            .position(|x| *x == c)
+            .unwrap_or(0);
+        return Err(NoMatch::UnfulfilledConstraint { index });
+    }
+    let mut first_err = None;
+    for (p, pool) in pools.iter().enumerate() {
+        if !accepted(pool) {
+            continue;
+        }
+        match pool.check(&slot.needs) {
+            Ok(()) => return Ok(p),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_err.unwrap_or(NoMatch::UnfulfilledRole))
+}
+
+/// The host-port request kinds of an app, for callers that only need to know whether it uses
+/// fixed ports.
+pub fn has_fixed_ports(app: &AppDefinition) -> bool {
+    PortRequests::of(app)
+        .requests()
+        .iter()
+        .any(|r| matches!(r, HostPortRequest::Fixed(_)))
+}
