@@ -227,6 +227,7 @@ impl HierarchicalAllocator {
                 }
             }
         }
+        self.last_candidates = agents;
         offers
     }
 

@@ -147,6 +147,8 @@ pub struct HierarchicalAllocator {
     last_now: Time,
     seq: u64,
     runs: u64,
+    /// The agents the last cycle looked at (for introspection).
+    pub(crate) last_candidates: Vec<u32>,
 }
 
 impl HierarchicalAllocator {
@@ -186,6 +188,7 @@ impl HierarchicalAllocator {
             last_now: Time::ZERO,
             seq: 0,
             runs: 0,
+            last_candidates: Vec::new(),
         }
     }
 
@@ -197,6 +200,15 @@ impl HierarchicalAllocator {
     /// Number of allocation cycles run so far (`allocator/mesos/allocation_runs`).
     pub fn allocation_runs(&self) -> u64 {
         self.runs
+    }
+
+    /// True when the last cycle considered `agent` (periodic cycles and cycles requested
+    /// by framework events cover every active agent; one requested by `add_agent` only that
+    /// agent).
+    pub fn last_cycle_covered(&self, agent: &AgentId) -> bool {
+        self.agent_index
+            .get(agent)
+            .is_some_and(|a| self.last_candidates.contains(a))
     }
 
     /// Number of known agents.
