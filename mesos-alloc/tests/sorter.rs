@@ -133,7 +133,8 @@ fn equal_shares_fall_back_to_allocation_count_then_path() {
 fn shares_are_compared_in_f64_as_upstream_computes_them() {
     // Exactly, 0.15 / 3 == 0.10 / 2; in f64 the first is smaller. With equal counts, the
     // path would put `x` first; the f64 share puts `y` first.
-    assert!((15.0f64 / 100.0) / 3.0 < (10.0f64 / 100.0) / 2.0);
+    let (fifteen, ten) = (std::hint::black_box(15.0f64), std::hint::black_box(10.0f64));
+    assert!((fifteen / 100.0) / 3.0 < (ten / 100.0) / 2.0);
     let mut s = DrfSorter::new();
     s.add_agent(&agent(), &res("cpus:100;mem:1000"));
     s.update_weight("x", 2.0);

@@ -63,6 +63,7 @@ pub enum SorterKind {
 
 /// A sorter of either kind, dispatched without a vtable on the allocator's hot path.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // One per role; boxing would add a pointer hop per sort.
 pub(crate) enum AnySorter {
     Drf(DrfSorter),
     Random(RandomSorter),

@@ -426,7 +426,7 @@ impl Tree {
         }
     }
 
-    fn to_slots(&mut self, q: &[(Name, i64)]) -> Vec<(usize, i64)> {
+    fn slots_of(&mut self, q: &[(Name, i64)]) -> Vec<(usize, i64)> {
         q.iter().map(|(n, v)| (self.slot(n), *v)).collect()
     }
 
@@ -438,7 +438,7 @@ impl Tree {
 
     pub(crate) fn add_agent(&mut self, agent: &AgentId, resources: &Resources) {
         let q = scalar_quantities(resources);
-        for (slot, v) in self.to_slots(&q) {
+        for (slot, v) in self.slots_of(&q) {
             self.total[slot] += v;
         }
         let entry = self.agents.entry(agent.clone()).or_default();
@@ -454,7 +454,7 @@ impl Tree {
 
     pub(crate) fn remove_agent(&mut self, agent: &AgentId) {
         if let Some(q) = self.agents.remove(agent) {
-            for (slot, v) in self.to_slots(&q) {
+            for (slot, v) in self.slots_of(&q) {
                 self.total[slot] -= v;
             }
             self.refresh_total_f();
@@ -467,7 +467,7 @@ impl Tree {
         for t in &mut self.total {
             *t = 0;
         }
-        for (slot, v) in self.to_slots(q) {
+        for (slot, v) in self.slots_of(q) {
             self.total[slot] += v;
         }
         self.refresh_total_f();
@@ -494,7 +494,7 @@ impl Tree {
             &slots[..n]
         } else {
             spill = self
-                .to_slots(q)
+                .slots_of(q)
                 .into_iter()
                 .map(|(s, v)| (s, v * sign))
                 .collect::<Vec<_>>();
