@@ -119,12 +119,15 @@ impl ConstraintTracker {
     /// `Ok` when every constraint accepts one more instance on `candidate`, else the first
     /// constraint that refuses.
     pub fn allows(&mut self, candidate: &AgentView) -> Result<(), &Constraint> {
-        for i in 0..self.constraints.len() {
-            if !self.check(i, candidate) {
-                return Err(&self.constraints[i]);
-            }
+        match self.first_refusing(candidate) {
+            Some(i) => Err(&self.constraints[i]),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The index of the first constraint that refuses one more instance on `candidate`.
+    pub fn first_refusing(&mut self, candidate: &AgentView) -> Option<usize> {
+        (0..self.constraints.len()).find(|&i| !self.check(i, candidate))
     }
 
     fn check(&mut self, i: usize, candidate: &AgentView) -> bool {

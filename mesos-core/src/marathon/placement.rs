@@ -322,6 +322,8 @@ pub struct Launch {
     pub gpus: f64,
     /// The host port per port mapping/definition (`None` = no host port).
     pub host_ports: Vec<Option<u32>>,
+    /// The reservation role of each port of [`Launch::ports`], in that order.
+    pub port_roles: Vec<Arc<str>>,
 }
 
 impl Launch {
@@ -352,16 +354,14 @@ impl Launch {
                 add(Resource::scalar(name, v));
             }
         }
-        let ports = self.ports();
-        if !ports.is_empty() {
-            add(Resource::ranges(
-                "ports",
-                Ranges::new(
-                    ports
-                        .iter()
-                        .map(|p| crate::resources::Range::new(u64::from(*p), u64::from(*p))),
-                ),
-            ));
+        for (port, role) in self.ports().into_iter().zip(&self.port_roles) {
+            let r = Resource::ranges("ports", Ranges::single(u64::from(port), u64::from(port)));
+            let r = if &**role != "*" {
+                r.reserved_to(role)
+            } else {
+                r
+            };
+            out.push(r.allocated_to(allocation_role));
         }
         out
     }
@@ -512,9 +512,7 @@ impl Pool {
                 offered: self.gpus.as_f64(),
             });
         }
-        n.ports
-            .check(&self.ports)
-            .map_err(NoMatch::InsufficientPorts)
+        Ok(())
     }
 }
 
@@ -720,9 +718,12 @@ impl Placer {
         let mut launched = 0;
         while slot.waiting > 0 && launched < max {
             match check(slot, offer, pools) {
-                Ok(p) => {
-                    let pool = &mut pools[p];
-                    let host_ports = match slot.needs.ports.assign(&pool.ports, rng) {
+                Ok((p, source)) => {
+                    let host_ports = match slot
+                        .needs
+                        .ports
+                        .assign(source.ranges(pools, &Ranges::default()), rng)
+                    {
                         Ok(hp) => hp,
                         Err(e) => {
                             // `check` passed, so this cannot happen; report rather than panic.
@@ -732,17 +733,28 @@ impl Placer {
                             break;
                         }
                     };
-                    pool.cpus -= slot.needs.cpus;
-                    pool.mem -= slot.needs.mem;
-                    pool.disk -= slot.needs.disk;
-                    pool.gpus -= slot.needs.gpus;
+                    let mut port_roles = Vec::new();
                     if !slot.needs.ports.is_empty() {
                         let taken =
                             Ranges::new(host_ports.iter().flatten().map(|p| {
                                 crate::resources::Range::new(u64::from(*p), u64::from(*p))
                             }));
-                        pool.ports.subtract(&taken);
+                        for port in host_ports.iter().flatten() {
+                            let role = pools
+                                .iter()
+                                .find(|q| q.ports.contains_value(u64::from(*port)))
+                                .map_or_else(|| Arc::from("*"), |q| q.role.clone());
+                            port_roles.push(role);
+                        }
+                        for q in pools.iter_mut() {
+                            q.ports.subtract(&taken);
+                        }
                     }
+                    let pool = &mut pools[p];
+                    pool.cpus -= slot.needs.cpus;
+                    pool.mem -= slot.needs.mem;
+                    pool.disk -= slot.needs.disk;
+                    pool.gpus -= slot.needs.gpus;
                     slot.tracker.add(&offer.agent);
                     slot.waiting -= 1;
                     launched += 1;
@@ -756,6 +768,7 @@ impl Placer {
                         disk: slot.needs.disk.as_f64(),
                         gpus: slot.needs.gpus.as_f64(),
                         host_ports,
+                        port_roles,
                     });
                 }
                 Err(why) => {
@@ -774,35 +787,80 @@ impl Placer {
     }
 }
 
-/// The funnel for one more instance of `slot`: the pool to take from, or the first refusal.
-fn check(slot: &mut Slot, offer: &Offer, pools: &[Pool]) -> Result<usize, NoMatch> {
-    let accepted = |p: &Pool| slot.needs.roles.iter().any(|r| **r == *p.role);
+/// Where the ports of one launch come from.
+enum PortSource {
+    /// The app needs no host port.
+    None,
+    /// All accepted ports sit in one pool.
+    Pool(usize),
+    /// Accepted ports of several roles, merged.
+    Union(Ranges),
+}
+
+impl PortSource {
+    fn ranges<'a>(&'a self, pools: &'a [Pool], empty: &'a Ranges) -> &'a Ranges {
+        match self {
+            PortSource::None => empty,
+            PortSource::Pool(i) => &pools[*i].ports,
+            PortSource::Union(r) => r,
+        }
+    }
+}
+
+/// The funnel for one more instance of `slot`: the pool to take scalars from and where the
+/// ports come from, or the first refusal.
+fn check(slot: &mut Slot, offer: &Offer, pools: &[Pool]) -> Result<(usize, PortSource), NoMatch> {
+    let roles = &slot.needs.roles;
+    let accepted = |p: &Pool| roles.iter().any(|r| **r == *p.role);
     if !pools.iter().any(accepted) {
         return Err(NoMatch::UnfulfilledRole);
     }
-    if let Err(c) = slot.tracker.allows(&offer.agent) {
-        let c = c.clone();
-        let index = slot
-            .tracker
-            .constraints()
-            .iter()
-            .position(|x| *x == c)
-            .unwrap_or(0);
+    if let Some(index) = slot.tracker.first_refusing(&offer.agent) {
         return Err(NoMatch::UnfulfilledConstraint { index });
     }
     let mut first_err = None;
+    let mut chosen = None;
     for (p, pool) in pools.iter().enumerate() {
         if !accepted(pool) {
             continue;
         }
         match pool.check(&slot.needs) {
-            Ok(()) => return Ok(p),
+            Ok(()) => {
+                chosen = Some(p);
+                break;
+            }
             Err(e) => {
                 first_err.get_or_insert(e);
             }
         }
     }
-    Err(first_err.unwrap_or(NoMatch::UnfulfilledRole))
+    let Some(p) = chosen else {
+        return Err(first_err.unwrap_or(NoMatch::UnfulfilledRole));
+    };
+    if slot.needs.ports.is_empty() {
+        return Ok((p, PortSource::None));
+    }
+    let mut with_ports = pools
+        .iter()
+        .enumerate()
+        .filter(|(_, q)| accepted(q) && !q.ports.is_empty());
+    let source = match (with_ports.next(), with_ports.next()) {
+        (None, _) => PortSource::Union(Ranges::default()),
+        (Some((i, _)), None) => PortSource::Pool(i),
+        (Some(_), Some(_)) => {
+            let mut all = Ranges::default();
+            for q in pools.iter().filter(|q| accepted(q)) {
+                all.add(&q.ports);
+            }
+            PortSource::Union(all)
+        }
+    };
+    let empty = Ranges::default();
+    slot.needs
+        .ports
+        .check(source.ranges(pools, &empty))
+        .map_err(NoMatch::InsufficientPorts)?;
+    Ok((p, source))
 }
 
 /// The host-port request kinds of an app, for callers that only need to know whether it uses
