@@ -1,3 +1,47 @@
-//! `mesos-master` (being written).
+//! `mesos-master`: parses flags (upstream names, `MESOS_*` env), sets up logging, binds, and runs
+//! [`shells::master::run`] until Ctrl-C or SIGTERM.
 
-fn main() {}
+use anyhow::Context as _;
+use clap::Parser;
+use shells::master::{run, MasterFlags};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MESOS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let flags = MasterFlags::parse();
+    let addr = format!("{}:{}", flags.ip, flags.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received; shutting down");
+        let _ = tx.send(true);
+    });
+    run(flags, listener, rx).await.context("mesos-master")?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
