@@ -200,8 +200,8 @@ fn region_and_zone() {
     let a = AgentView::new("h").with_domain("eu", "eu-1");
     let b = AgentView::new("g").with_domain("eu", "eu-2");
     let z = c(json!(["@zone", "UNIQUE"]));
-    assert!(z.is_satisfied(&b, &[a.clone()]));
-    assert!(!z.is_satisfied(&a, &[a.clone()]));
+    assert!(z.is_satisfied(&b, std::slice::from_ref(&a)));
+    assert!(!z.is_satisfied(&a, std::slice::from_ref(&a)));
     let r = c(json!(["@region", "CLUSTER", "eu"]));
     assert!(r.is_satisfied(&a, &[]));
     assert!(!r.is_satisfied(&AgentView::new("x"), &[]));
@@ -231,7 +231,7 @@ fn scale_down_keeps_groups_even() {
     ];
     let refs: Vec<&AgentView> = agents.iter().collect();
     // a:3 b:2 c:1 -> kill 3 leaves one per rack.
-    let k = select_instances_to_kill(&[g.clone()], &refs, 3);
+    let k = select_instances_to_kill(std::slice::from_ref(&g), &refs, 3);
     assert_eq!(k.len(), 3);
     let mut left: Vec<&str> = (0..6)
         .filter(|i| !k.contains(i))
