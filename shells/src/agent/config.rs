@@ -118,6 +118,18 @@ pub struct AgentConfig {
     )]
     pub cgroups_root: Option<PathBuf>,
 
+    /// Run tasks as their framework's user (only when the agent runs as root).
+    #[arg(
+        long = "switch_user",
+        alias = "switch-user",
+        env = "MESOS_SWITCH_USER",
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = true,
+        default_missing_value = "true"
+    )]
+    pub switch_user: bool,
+
     /// Completed tasks kept for `/state`.
     #[arg(
         long = "max_completed_tasks",
@@ -146,6 +158,7 @@ impl AgentConfig {
             registration_backoff_factor: Duration::from_secs(1),
             registration_backoff_max: Duration::from_secs(30),
             cgroups_root: None,
+            switch_user: false,
             max_completed_tasks: 1000,
         }
     }
@@ -242,6 +255,18 @@ impl AgentConfig {
             .filter(|h| !h.trim().is_empty())
             .unwrap_or_else(machine_hostname)
     }
+}
+
+/// True when this process runs as root (real uid 0).
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
 }
 
 /// The machine's hostname (`/proc/sys/kernel/hostname`, `/etc/hostname`, else `localhost`).

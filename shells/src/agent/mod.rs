@@ -4,9 +4,18 @@
 //!
 //! Layout (a thin shell; the only state machine is [`mesos_core::task::StatusUpdateManager`]):
 //! - [`config`]: flags and what is derived from them (master URL, detected resources).
-//! - `run`: the one task that owns the agent's state and `select!`s over its inputs.
+//! - [`spec`]: `TaskInfo` to the runtime's `ContainerSpec`.
+//! - [`checkpoint`]: the atomic checkpoint under `<work_dir>/meta/`.
+//! - [`link`]: registration, the command stream and message sending (the agent <-> master protocol).
+//! - [`daemon`]: the one task that owns the state and `select!`s over its inputs.
+//! - [`http`]: `/state` and `/health`.
 
+pub mod checkpoint;
 pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod link;
+pub mod spec;
 
 use std::path::PathBuf;
 
@@ -37,24 +46,205 @@ pub enum AgentDaemonError {
     /// The master removed this agent for good; it may not come back with this id.
     #[error("the master removed agent {0}; clear the work directory to register as a new agent")]
     Removed(String),
+    /// A runtime could not recover its containers (upstream refuses to start then, too).
+    #[error("the {runtime} containerizer could not recover its containers: {reason}")]
+    Recovery {
+        /// The runtime.
+        runtime: String,
+        /// Why.
+        reason: String,
+    },
     /// The HTTP server failed.
     #[error("HTTP server: {0}")]
     Server(std::io::Error),
 }
 
 /// Runs the agent until `shutdown` turns true: serves `/state` and `/health` on `listener`,
-/// registers with the master and runs the tasks it sends.
+/// recovers what a previous run checkpointed under the work directory, registers with the master
+/// (retrying with backoff while it is unreachable) and runs the tasks it sends.
+///
+/// With `kill_tasks_on_shutdown` false (the default) tasks keep running after it returns, and a
+/// later `run` on the same work directory recovers them and reregisters with the same id.
 pub async fn run(
     config: AgentConfig,
     listener: tokio::net::TcpListener,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), AgentDaemonError> {
-    config.master_url()?;
-    let _ = listener;
-    while !*shutdown.borrow() {
-        if shutdown.changed().await.is_err() {
-            break;
-        }
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use mesos_core::master::Address;
+    use mesos_runtime::{
+        ContainerRuntime, DockerConfig, DockerRuntime, LxcConfig, LxcRuntime, ProcessConfig,
+        ProcessRuntime,
+    };
+    use tokio::sync::mpsc;
+
+    let master = config.master_url()?;
+    let containerizers = config.containerizer_list()?;
+    let attributes = config.attribute_set()?;
+    let work_dir = if config.work_dir.is_absolute() {
+        config.work_dir.clone()
+    } else {
+        std::env::current_dir()
+            .map_err(|source| AgentDaemonError::Io {
+                path: config.work_dir.clone(),
+                source,
+            })?
+            .join(&config.work_dir)
+    };
+    std::fs::create_dir_all(&work_dir).map_err(|source| AgentDaemonError::Io {
+        path: work_dir.clone(),
+        source,
+    })?;
+    let resources = config.resource_set()?;
+    if resources.is_empty() {
+        return Err(AgentDaemonError::Config(
+            "--resources: the agent has no resources to offer".into(),
+        ));
     }
-    Ok(())
+    let local = listener.local_addr().map_err(AgentDaemonError::Server)?;
+    let ip = config.ip.unwrap_or_else(|| {
+        if local.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            local.ip()
+        }
+    });
+    let hostname = config.announced_hostname();
+    let switch_user = config.switch_user && config::running_as_root();
+
+    let saved = checkpoint::load(&work_dir)?;
+    let instance = saved
+        .as_ref()
+        .map(|c| c.instance.clone())
+        .filter(|i| !i.is_empty())
+        .unwrap_or_else(daemon::new_instance);
+
+    let mut runtimes: BTreeMap<String, Arc<dyn ContainerRuntime>> = BTreeMap::new();
+    for name in &containerizers {
+        let dir = daemon::runtime_dir(&work_dir, name);
+        let rt: Arc<dyn ContainerRuntime> = match name.as_str() {
+            "mesos" => {
+                let mut c = ProcessConfig::new(dir);
+                if let Some(root) = &config.cgroups_root {
+                    c.cgroups_root = root.clone();
+                }
+                Arc::new(ProcessRuntime::new(c))
+            }
+            "docker" => {
+                let mut c = DockerConfig::new(instance.clone(), dir);
+                c.endpoint = config.docker_socket.clone();
+                Arc::new(DockerRuntime::new(c))
+            }
+            _ => {
+                let mut c = LxcConfig::new(instance.clone(), dir);
+                if let Some(root) = &config.cgroups_root {
+                    c.cgroups_root = root.clone();
+                }
+                Arc::new(LxcRuntime::new(c))
+            }
+        };
+        runtimes.insert(name.clone(), rt);
+    }
+
+    let flags = serde_json::json!({
+        "master": config.master,
+        "work_dir": work_dir.display().to_string(),
+        "containerizers": containerizers.join(","),
+        "port": local.port().to_string(),
+        "hostname": hostname,
+        "resources": config.resources,
+        "attributes": config.attributes,
+        "executor_shutdown_grace_period": format!("{}secs", config.executor_shutdown_grace_period.as_secs_f64()),
+    });
+    let identity = daemon::Identity {
+        hostname: hostname.clone(),
+        address: Address {
+            hostname,
+            ip: ip.to_string(),
+            port: local.port(),
+        },
+        resources,
+        attributes,
+        master: master.clone(),
+        flags,
+    };
+    let settings = daemon::Settings {
+        work_dir: work_dir.clone(),
+        grace: config.executor_shutdown_grace_period,
+        switch_user,
+        kill_tasks_on_shutdown: config.kill_tasks_on_shutdown,
+        max_completed: config.max_completed_tasks,
+        containerizers,
+    };
+
+    let (input_tx, input_rx) = mpsc::channel(1024);
+    let (out_tx, out_rx) = mpsc::channel(1024);
+    let (ctl_tx, ctl_rx) = mpsc::channel(4);
+    let mut saved = saved;
+    if let Some(cp) = saved.as_mut() {
+        cp.instance = instance;
+    }
+    let mut agent = daemon::Agent::new(
+        saved,
+        identity,
+        settings,
+        runtimes,
+        input_tx.clone(),
+        out_tx,
+    );
+    agent.recover().await?;
+
+    let client =
+        link::MasterClient::new(master).map_err(|e| AgentDaemonError::Config(e.to_string()))?;
+    let backoff = link::Backoff {
+        initial: config
+            .registration_backoff_factor
+            .max(std::time::Duration::from_millis(10)),
+        max: config
+            .registration_backoff_max
+            .max(config.registration_backoff_factor),
+    };
+    let mut background = tokio::task::JoinSet::new();
+    background.spawn(link::connection(
+        client.clone(),
+        input_tx.clone(),
+        ctl_rx,
+        backoff,
+    ));
+    background.spawn(link::sender(client, out_rx, input_tx.clone(), ctl_tx));
+
+    let app = http::router(input_tx);
+    let mut server_shutdown = shutdown.clone();
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    _ = async {
+                        while !*server_shutdown.borrow() {
+                            if server_shutdown.changed().await.is_err() {
+                                break;
+                            }
+                        }
+                    } => {}
+                    _ = stopped_rx => {}
+                }
+            })
+            .await
+    });
+
+    let result = agent.run(input_rx, shutdown).await;
+    background.shutdown().await;
+    let _ = stopped_tx.send(());
+    match server.await {
+        Ok(Err(e)) => {
+            if result.is_ok() {
+                return Err(AgentDaemonError::Server(e));
+            }
+        }
+        Ok(Ok(())) | Err(_) => {}
+    }
+    result
 }

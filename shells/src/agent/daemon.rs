@@ -1,0 +1,954 @@
+//! The one task that owns the agent's state: tasks, the status-update streams and the
+//! checkpoint. It `select!`s over a closed set of inputs (commands from the master, launch and
+//! termination results from workers, queries from the HTTP server, the retry timer, shutdown),
+//! drains the [`StatusUpdateManager`] after each and sleeps until its next retry.
+//!
+//! Runtime calls (launch, wait, kill) run in worker tasks that report back as inputs, so a slow
+//! Docker pull never holds up a PING.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mesos_core::attributes::Attributes;
+use mesos_core::ids::{AgentId, ExecutorId, FrameworkId, TaskId};
+use mesos_core::master::{
+    Address, AgentCommand, AgentMessage, AgentRegistration, FrameworkRef, ReportedTask, TaskInfo,
+};
+use mesos_core::resources::{Resources, Value};
+use mesos_core::task::{
+    AckOutcome, Reason, Source, StatusUpdateManager, StatusUuid, TaskState, TaskStatus,
+};
+use mesos_core::time::Time;
+use mesos_runtime::{ContainerRuntime, MesosReason, MesosState, Termination};
+use serde_json::{json, Value as Json};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::checkpoint::{self, AgentCheckpoint, CheckpointView, TaskRecord};
+use super::spec::{sandbox_path, task_spec, SpecContext};
+use super::AgentDaemonError;
+
+/// The version the agent reports.
+pub const VERSION: &str = "1.11.0";
+
+/// A task's key: tasks ids are unique per framework.
+pub type TaskKey = (FrameworkId, TaskId);
+
+/// Everything the agent task reacts to.
+#[derive(Debug)]
+pub enum Input {
+    /// A command from the master's stream.
+    Command(AgentCommand),
+    /// The connection task is about to (re)register and needs the current registration.
+    RegistrationWanted(oneshot::Sender<AgentRegistration>),
+    /// The master accepted the registration.
+    Registered(AgentId),
+    /// The command stream is open.
+    StreamOpened,
+    /// The command stream dropped (the connection task reconnects).
+    StreamClosed,
+    /// The master removed this agent for good.
+    Removed(String),
+    /// A launch finished.
+    Launched {
+        /// The task.
+        key: TaskKey,
+        /// Its container.
+        container_id: String,
+        /// `Err` holds the reason the launch failed.
+        result: Result<(), String>,
+    },
+    /// A container ended.
+    Terminated {
+        /// The task.
+        key: TaskKey,
+        /// Its container.
+        container_id: String,
+        /// How, or why it could not be known.
+        result: Result<Termination, String>,
+    },
+    /// `/state` wants a snapshot.
+    State(oneshot::Sender<Json>),
+}
+
+struct Task {
+    rec: TaskRecord,
+    launched: bool,
+    kill_requested: bool,
+    terminated: bool,
+}
+
+/// What the agent announces about itself.
+pub struct Identity {
+    /// Hostname.
+    pub hostname: String,
+    /// Address (ip and HTTP port).
+    pub address: Address,
+    /// Resources.
+    pub resources: Resources,
+    /// Attributes.
+    pub attributes: Attributes,
+    /// The master's URL (for `/state`).
+    pub master: String,
+    /// Flags for `/state`.
+    pub flags: Json,
+}
+
+/// Settings of the agent task.
+pub struct Settings {
+    /// The work directory.
+    pub work_dir: PathBuf,
+    /// Default kill grace period.
+    pub grace: Duration,
+    /// Whether tasks run as their framework's user.
+    pub switch_user: bool,
+    /// Kill every task on shutdown.
+    pub kill_tasks_on_shutdown: bool,
+    /// Completed tasks kept for `/state`.
+    pub max_completed: usize,
+    /// The enabled containerizers, as given.
+    pub containerizers: Vec<String>,
+}
+
+/// The agent's state and its handlers.
+pub struct Agent {
+    id: Option<AgentId>,
+    instance: String,
+    identity: Identity,
+    settings: Settings,
+    runtimes: BTreeMap<String, Arc<dyn ContainerRuntime>>,
+    tasks: BTreeMap<TaskKey, Task>,
+    completed: VecDeque<TaskRecord>,
+    updates: StatusUpdateManager,
+    /// Frameworks the master shut down: their updates are acknowledged locally, not sent.
+    shut_down: BTreeSet<FrameworkId>,
+    registered: bool,
+    connected: bool,
+    last_now: Time,
+    inputs: mpsc::Sender<Input>,
+    outbound: mpsc::Sender<(AgentId, AgentMessage)>,
+    workers: JoinSet<()>,
+    shutting_down: bool,
+}
+
+fn random_uuid() -> StatusUuid {
+    StatusUuid(rand::random::<[u8; 16]>())
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+/// A fresh runtime instance name (stable across restarts once checkpointed).
+pub fn new_instance() -> String {
+    random_hex(6)
+}
+
+fn kill_grace(task: &TaskInfo, default: Duration) -> Duration {
+    task.kill_policy
+        .as_ref()
+        .and_then(|p| p.get("grace_period"))
+        .and_then(|g| g.get("nanoseconds"))
+        .and_then(Json::as_i64)
+        .filter(|n| *n >= 0)
+        .map(|n| Duration::from_nanos(n as u64))
+        .unwrap_or(default)
+}
+
+fn resources_state_json(r: &Resources) -> Json {
+    let mut m = serde_json::Map::new();
+    for res in r.iter() {
+        let v = match &res.value {
+            Value::Scalar(s) => json!(s.as_f64()),
+            other => json!(other.to_string()),
+        };
+        m.insert(res.name.as_str().to_string(), v);
+    }
+    Json::Object(m)
+}
+
+impl Agent {
+    /// An agent restored from `checkpoint` (or new), with its runtimes.
+    pub fn new(
+        checkpoint: Option<AgentCheckpoint>,
+        identity: Identity,
+        settings: Settings,
+        runtimes: BTreeMap<String, Arc<dyn ContainerRuntime>>,
+        inputs: mpsc::Sender<Input>,
+        outbound: mpsc::Sender<(AgentId, AgentMessage)>,
+    ) -> Self {
+        let cp = checkpoint.unwrap_or_default();
+        let instance = if cp.instance.is_empty() {
+            new_instance()
+        } else {
+            cp.instance
+        };
+        let tasks = cp
+            .tasks
+            .into_iter()
+            .map(|rec| {
+                let terminated = rec.state.is_terminal();
+                (
+                    (rec.framework.id.clone(), rec.task.task_id.clone()),
+                    Task {
+                        rec,
+                        launched: false,
+                        kill_requested: false,
+                        terminated,
+                    },
+                )
+            })
+            .collect();
+        Agent {
+            id: cp.agent_id,
+            instance,
+            identity,
+            settings,
+            runtimes,
+            tasks,
+            completed: VecDeque::new(),
+            updates: cp.updates,
+            shut_down: BTreeSet::new(),
+            registered: false,
+            connected: false,
+            last_now: Time::ZERO,
+            inputs,
+            outbound,
+            workers: JoinSet::new(),
+            shutting_down: false,
+        }
+    }
+
+    /// The runtime instance name.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn now(&mut self) -> Time {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        self.last_now = self.last_now.max(Time::from_nanos(nanos));
+        self.last_now
+    }
+
+    fn checkpoint(&self) {
+        let view = CheckpointView {
+            agent_id: self.id.as_ref(),
+            instance: &self.instance,
+            tasks: self.tasks.values().map(|t| &t.rec).collect(),
+            updates: &self.updates,
+        };
+        if let Err(e) = checkpoint::save(&self.settings.work_dir, &view) {
+            tracing::error!(error = %e, "cannot checkpoint the agent's state");
+        }
+    }
+
+    /// Re-attaches to the containers that survived the restart; reports the rest.
+    pub async fn recover(&mut self) -> Result<(), AgentDaemonError> {
+        let mut found: HashMap<(String, TaskId), Option<Termination>> = HashMap::new();
+        for (name, rt) in &self.runtimes {
+            let dir = runtime_dir(&self.settings.work_dir, name);
+            let recovered = rt
+                .recover(&dir)
+                .await
+                .map_err(|e| AgentDaemonError::Recovery {
+                    runtime: name.clone(),
+                    reason: e.to_string(),
+                })?;
+            for r in recovered {
+                found.insert((name.clone(), r.task_id), r.terminated);
+            }
+        }
+        let keys: Vec<TaskKey> = self.tasks.keys().cloned().collect();
+        let mut adopted: BTreeSet<(String, TaskId)> = BTreeSet::new();
+        for key in keys {
+            let Some(task) = self.tasks.get(&key) else {
+                continue;
+            };
+            if task.terminated {
+                continue;
+            }
+            let runtime = task.rec.runtime.clone();
+            let state = task.rec.state;
+            let container_id = task.rec.container_id.clone();
+            let hit = runtime
+                .as_ref()
+                .and_then(|r| found.get(&(r.clone(), key.1.clone())).map(|t| (r, t)));
+            match hit {
+                Some((name, _)) => {
+                    adopted.insert((name.clone(), key.1.clone()));
+                    tracing::info!(task = %key.1, framework = %key.0, runtime = %name, "recovered task");
+                    if let Some(t) = self.tasks.get_mut(&key) {
+                        t.launched = true;
+                    }
+                    if matches!(state, TaskState::Staging | TaskState::Starting) {
+                        self.update(&key, TaskState::Running, Source::Executor, None, None);
+                    }
+                    if let Some(rt) = self.runtimes.get(name).cloned() {
+                        self.spawn_wait(rt, key.clone(), container_id);
+                    }
+                }
+                None if matches!(state, TaskState::Staging | TaskState::Starting) => {
+                    self.terminate(
+                        &key,
+                        TaskState::Failed,
+                        Source::Agent,
+                        Some(Reason::ContainerLaunchFailed),
+                        "the agent restarted while the container was being launched; it was not started".into(),
+                    );
+                }
+                None => {
+                    let state = self.lost_state(&key.0);
+                    self.terminate(
+                        &key,
+                        state,
+                        Source::Agent,
+                        Some(Reason::AgentRestarted),
+                        "the task's container vanished while the agent was down".into(),
+                    );
+                }
+            }
+        }
+        // Containers nobody owns any more: stop them, as upstream does with orphans.
+        for ((name, task_id), terminated) in found {
+            if adopted.contains(&(name.clone(), task_id.clone())) {
+                continue;
+            }
+            let Some(rt) = self.runtimes.get(&name).cloned() else {
+                continue;
+            };
+            tracing::warn!(task = %task_id, runtime = %name, "stopping an orphan container");
+            let grace = self.settings.grace;
+            self.workers.spawn(async move {
+                if terminated.is_none() {
+                    let _ = rt.kill(&task_id, grace).await;
+                }
+                let _ = rt.wait(&task_id).await;
+            });
+        }
+        self.checkpoint();
+        Ok(())
+    }
+
+    fn lost_state(&self, fw: &FrameworkId) -> TaskState {
+        let partition_aware = self
+            .tasks
+            .iter()
+            .find(|((f, _), _)| f == fw)
+            .is_some_and(|(_, t)| t.rec.framework.info.partition_aware());
+        if partition_aware {
+            TaskState::Gone
+        } else {
+            TaskState::Lost
+        }
+    }
+
+    /// The registration the connection task sends.
+    fn registration(&self) -> AgentRegistration {
+        AgentRegistration {
+            id: self.id.clone(),
+            hostname: self.identity.hostname.clone(),
+            address: self.identity.address.clone(),
+            resources: self.identity.resources.clone(),
+            attributes: self.identity.attributes.clone(),
+            tasks: self
+                .tasks
+                .values()
+                .map(|t| ReportedTask {
+                    framework: t.rec.framework.clone(),
+                    task: t.rec.task.clone(),
+                    state: t.rec.state,
+                })
+                .collect(),
+            version: VERSION.to_string(),
+        }
+    }
+
+    /// Queues a reliable update for a task and records its state.
+    fn update(
+        &mut self,
+        key: &TaskKey,
+        state: TaskState,
+        source: Source,
+        reason: Option<Reason>,
+        message: Option<String>,
+    ) {
+        let now = self.now();
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
+        let mut status = TaskStatus::new(key.1.clone(), state)
+            .with_source(source)
+            .with_timestamp(now)
+            .with_uuid(random_uuid());
+        status.executor_id = Some(ExecutorId::new(key.1.as_str()));
+        status.agent_id = self.id.clone();
+        status.reason = reason;
+        status.message = message;
+        task.rec.state = state;
+        if state.is_terminal() {
+            task.terminated = true;
+        }
+        if let Err(e) = self.updates.update(now, key.0.clone(), status) {
+            tracing::warn!(error = %e, "status update refused");
+        }
+        self.checkpoint();
+    }
+
+    fn terminate(
+        &mut self,
+        key: &TaskKey,
+        state: TaskState,
+        source: Source,
+        reason: Option<Reason>,
+        message: String,
+    ) {
+        tracing::info!(task = %key.1, framework = %key.0, %state, %message, "task ended");
+        self.update(key, state, source, reason, Some(message));
+    }
+
+    fn spawn_wait(&mut self, rt: Arc<dyn ContainerRuntime>, key: TaskKey, container_id: String) {
+        let tx = self.inputs.clone();
+        self.workers.spawn(async move {
+            let result = rt.wait(&key.1).await.map_err(|e| e.to_string());
+            let _ = tx
+                .send(Input::Terminated {
+                    key,
+                    container_id,
+                    result,
+                })
+                .await;
+        });
+    }
+
+    fn spawn_kill(&mut self, key: &TaskKey) {
+        let Some(task) = self.tasks.get(key) else {
+            return;
+        };
+        let Some(rt) = task
+            .rec
+            .runtime
+            .as_ref()
+            .and_then(|n| self.runtimes.get(n))
+            .cloned()
+        else {
+            return;
+        };
+        let grace = kill_grace(&task.rec.task, self.settings.grace);
+        let task_id = key.1.clone();
+        self.workers.spawn(async move {
+            if let Err(e) = rt.kill(&task_id, grace).await {
+                tracing::warn!(task = %task_id, error = %e, "kill failed");
+            }
+        });
+    }
+
+    /// Sends what the status-update manager has to send.
+    fn drain_updates(&mut self) {
+        while let Some(fwd) = self.updates.poll_output() {
+            if self.shut_down.contains(&fwd.framework) {
+                // Upstream drops a removed framework's streams; we acknowledge them locally.
+                if let Some(uuid) = fwd.status.uuid {
+                    let now = self.now();
+                    let key = (fwd.framework.clone(), fwd.status.task_id.clone());
+                    let outcome = self.updates.acknowledge(now, &key.0, &key.1, uuid);
+                    self.after_ack(&key, outcome);
+                }
+                continue;
+            }
+            let Some(id) = self.id.clone().filter(|_| self.registered) else {
+                continue; // resent after registration
+            };
+            let msg = AgentMessage::StatusUpdate {
+                framework_id: fwd.framework,
+                status: fwd.status,
+            };
+            if self.outbound.try_send((id, msg)).is_err() {
+                tracing::debug!("outbound queue full; the update will be retried");
+            }
+        }
+    }
+
+    fn after_ack(&mut self, key: &TaskKey, outcome: AckOutcome) {
+        if outcome == AckOutcome::StreamClosed {
+            if let Some(task) = self.tasks.remove(key) {
+                self.completed.push_back(task.rec);
+                while self.completed.len() > self.settings.max_completed {
+                    self.completed.pop_front();
+                }
+            }
+        }
+        self.checkpoint();
+    }
+
+    fn handle_command(&mut self, cmd: AgentCommand) {
+        match cmd {
+            AgentCommand::RunTask { framework, task } => self.run_task(framework, task),
+            AgentCommand::KillTask {
+                framework_id,
+                task_id,
+            } => self.kill_task((framework_id, task_id)),
+            AgentCommand::Acknowledge {
+                framework_id,
+                task_id,
+                uuid,
+            } => {
+                let now = self.now();
+                let outcome = self.updates.acknowledge(now, &framework_id, &task_id, uuid);
+                tracing::debug!(task = %task_id, ?outcome, "acknowledgement");
+                self.after_ack(&(framework_id, task_id), outcome);
+            }
+            AgentCommand::ShutdownFramework { framework_id } => {
+                tracing::info!(framework = %framework_id, "shutting the framework down");
+                self.shut_down.insert(framework_id.clone());
+                let keys: Vec<TaskKey> = self
+                    .tasks
+                    .keys()
+                    .filter(|(f, _)| f == &framework_id)
+                    .cloned()
+                    .collect();
+                let now = self.now();
+                for key in keys {
+                    // Drop what is in flight: acknowledge each head locally.
+                    while let Some(uuid) = self
+                        .updates
+                        .pending(&key.0, &key.1)
+                        .first()
+                        .and_then(|s| s.uuid)
+                    {
+                        let outcome = self.updates.acknowledge(now, &key.0, &key.1, uuid);
+                        let closed = outcome == AckOutcome::StreamClosed;
+                        self.after_ack(&key, outcome);
+                        if closed || outcome != AckOutcome::Acknowledged {
+                            break;
+                        }
+                    }
+                    if let Some(t) = self.tasks.get_mut(&key) {
+                        if !t.terminated && !t.kill_requested {
+                            t.kill_requested = true;
+                            if t.launched {
+                                self.spawn_kill(&key);
+                            }
+                        }
+                    }
+                }
+                // The local acknowledgements queued the next heads; they are dropped on drain.
+            }
+            AgentCommand::FrameworkMessage {
+                framework_id,
+                executor_id,
+                ..
+            } => {
+                tracing::warn!(framework = %framework_id, executor = %executor_id,
+                    "dropping a framework message: command tasks have no executor to deliver it to");
+            }
+            AgentCommand::Ping => {
+                if let Some(id) = self.id.clone() {
+                    let _ = self.outbound.try_send((id, AgentMessage::Pong));
+                }
+            }
+        }
+    }
+
+    fn run_task(&mut self, framework: FrameworkRef, task: TaskInfo) {
+        let key = (framework.id.clone(), task.task_id.clone());
+        if self.tasks.contains_key(&key) {
+            tracing::warn!(task = %key.1, framework = %key.0, "ignoring a duplicate RUN_TASK");
+            return;
+        }
+        let Some(agent_id) = self.id.clone() else {
+            tracing::warn!(task = %key.1, "RUN_TASK before registration: ignored");
+            return;
+        };
+        self.shut_down.remove(&key.0);
+        let container_id = random_hex(16);
+        let sandbox = sandbox_path(
+            &self.settings.work_dir,
+            &agent_id,
+            &framework,
+            &task,
+            &container_id,
+        );
+        let ctx = SpecContext {
+            agent_id: &agent_id,
+            framework: &framework,
+            sandbox: sandbox.clone(),
+            switch_user: self.settings.switch_user,
+        };
+        let spec = task_spec(&task, &ctx);
+        tracing::info!(task = %key.1, framework = %key.0, sandbox = %sandbox.display(), "launching task");
+        self.tasks.insert(
+            key.clone(),
+            Task {
+                rec: TaskRecord {
+                    framework,
+                    task,
+                    container_id: container_id.clone(),
+                    runtime: None,
+                    sandbox,
+                    state: TaskState::Staging,
+                },
+                launched: false,
+                kill_requested: false,
+                terminated: false,
+            },
+        );
+        let spec = match spec {
+            Ok(s) => s,
+            Err(msg) => {
+                self.terminate(
+                    &key,
+                    TaskState::Failed,
+                    Source::Agent,
+                    Some(Reason::ContainerLaunchFailed),
+                    format!("Failed to launch container: {msg}"),
+                );
+                return;
+            }
+        };
+        let kind = spec.container.kind();
+        let Some(rt) = self.runtimes.get(kind).cloned() else {
+            let msg = format!(
+                "Failed to launch container: the {kind} containerizer is not enabled on this agent (--containerizers={})",
+                self.settings.containerizers.join(",")
+            );
+            self.terminate(
+                &key,
+                TaskState::Failed,
+                Source::Agent,
+                Some(Reason::ContainerLaunchFailed),
+                msg,
+            );
+            return;
+        };
+        if let Some(t) = self.tasks.get_mut(&key) {
+            t.rec.runtime = Some(kind.to_string());
+        }
+        self.update(&key, TaskState::Starting, Source::Executor, None, None);
+        let tx = self.inputs.clone();
+        self.workers.spawn(async move {
+            let result = rt.launch(spec).await.map_err(|e| e.to_string());
+            let ok = result.is_ok();
+            if tx
+                .send(Input::Launched {
+                    key: key.clone(),
+                    container_id: container_id.clone(),
+                    result,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if ok {
+                let result = rt.wait(&key.1).await.map_err(|e| e.to_string());
+                let _ = tx
+                    .send(Input::Terminated {
+                        key,
+                        container_id,
+                        result,
+                    })
+                    .await;
+            }
+        });
+    }
+
+    fn kill_task(&mut self, key: TaskKey) {
+        let Some(task) = self.tasks.get_mut(&key) else {
+            tracing::warn!(task = %key.1, framework = %key.0, "asked to kill an unknown task");
+            return;
+        };
+        if task.terminated || task.kill_requested {
+            return;
+        }
+        task.kill_requested = true;
+        let launched = task.launched;
+        let killing_state = task.rec.framework.info.has_capability("TASK_KILLING_STATE");
+        tracing::info!(task = %key.1, framework = %key.0, "killing task");
+        if killing_state {
+            self.update(&key, TaskState::Killing, Source::Executor, None, None);
+        }
+        if launched {
+            self.spawn_kill(&key);
+        }
+    }
+
+    fn on_launched(&mut self, key: TaskKey, container_id: String, result: Result<(), String>) {
+        let Some(task) = self
+            .tasks
+            .get_mut(&key)
+            .filter(|t| t.rec.container_id == container_id)
+        else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                task.launched = true;
+                if task.kill_requested {
+                    self.spawn_kill(&key);
+                } else {
+                    self.update(&key, TaskState::Running, Source::Executor, None, None);
+                }
+            }
+            Err(msg) => self.terminate(
+                &key,
+                TaskState::Failed,
+                Source::Agent,
+                Some(Reason::ContainerLaunchFailed),
+                format!("Failed to launch container: {msg}"),
+            ),
+        }
+    }
+
+    fn on_terminated(
+        &mut self,
+        key: TaskKey,
+        container_id: String,
+        result: Result<Termination, String>,
+    ) {
+        let Some(task) = self
+            .tasks
+            .get(&key)
+            .filter(|t| t.rec.container_id == container_id)
+        else {
+            return;
+        };
+        if task.terminated {
+            return;
+        }
+        match result {
+            Ok(t) => {
+                let (state, reason) = t.to_mesos();
+                let state = match state {
+                    MesosState::Finished => TaskState::Finished,
+                    MesosState::Failed => TaskState::Failed,
+                    MesosState::Killed => TaskState::Killed,
+                    MesosState::Lost => self.lost_state(&key.0),
+                };
+                let reason = reason.map(|r| match r {
+                    MesosReason::CommandExecutorFailed => Reason::CommandExecutorFailed,
+                    MesosReason::ContainerLimitationMemory => Reason::ContainerLimitationMemory,
+                    MesosReason::ExecutorTerminated => Reason::ExecutorTerminated,
+                    MesosReason::AgentRestarted => Reason::AgentRestarted,
+                });
+                self.terminate(&key, state, Source::Executor, reason, t.message);
+            }
+            Err(_) if self.shutting_down => {}
+            Err(e) => self.terminate(
+                &key,
+                TaskState::Failed,
+                Source::Agent,
+                Some(Reason::ExecutorTerminated),
+                format!("the agent lost track of the container: {e}"),
+            ),
+        }
+    }
+
+    fn state_json(&self) -> Json {
+        let task_json = |r: &TaskRecord| {
+            json!({
+                "id": r.task.task_id.as_str(),
+                "name": r.task.name,
+                "framework_id": r.framework.id.as_str(),
+                "executor_id": r.task.task_id.as_str(),
+                "slave_id": self.id.as_ref().map(|i| i.as_str()),
+                "agent_id": self.id.as_ref().map(|i| i.as_str()),
+                "state": r.state.as_str(),
+                "resources": resources_state_json(&r.task.resources),
+                "container_id": r.container_id,
+                "containerizer": r.runtime,
+                "sandbox": r.sandbox.display().to_string(),
+            })
+        };
+        let mut frameworks: BTreeMap<FrameworkId, (FrameworkRef, Vec<Json>, Vec<Json>)> =
+            BTreeMap::new();
+        for t in self.tasks.values() {
+            frameworks
+                .entry(t.rec.framework.id.clone())
+                .or_insert_with(|| (t.rec.framework.clone(), Vec::new(), Vec::new()))
+                .1
+                .push(task_json(&t.rec));
+        }
+        for r in &self.completed {
+            frameworks
+                .entry(r.framework.id.clone())
+                .or_insert_with(|| (r.framework.clone(), Vec::new(), Vec::new()))
+                .2
+                .push(task_json(r));
+        }
+        let frameworks: Vec<Json> = frameworks
+            .values()
+            .map(|(f, tasks, done)| {
+                json!({
+                    "id": f.id.as_str(),
+                    "name": f.info.name,
+                    "user": f.info.user,
+                    "tasks": tasks,
+                    "completed_tasks": done,
+                })
+            })
+            .collect();
+        let a = &self.identity.address;
+        json!({
+            "id": self.id.as_ref().map(|i| i.as_str()),
+            "pid": format!("slave(1)@{}:{}", a.ip, a.port),
+            "hostname": self.identity.hostname,
+            "version": VERSION,
+            "resources": resources_state_json(&self.identity.resources),
+            "attributes": self.identity.attributes.to_state_json(),
+            "master_hostname": self.identity.master,
+            "registered": self.registered,
+            "connected": self.connected,
+            "flags": self.identity.flags,
+            "frameworks": frameworks,
+            "pending_status_updates": self.updates.stream_count(),
+        })
+    }
+
+    fn handle(&mut self, input: Input) -> Result<(), AgentDaemonError> {
+        match input {
+            Input::Command(cmd) => self.handle_command(cmd),
+            Input::RegistrationWanted(reply) => {
+                let _ = reply.send(self.registration());
+            }
+            Input::Registered(id) => {
+                if self.id.as_ref().is_some_and(|old| old != &id) {
+                    tracing::warn!(old = ?self.id, new = %id, "the master gave this agent a new id");
+                }
+                self.id = Some(id);
+                self.registered = true;
+                let now = self.now();
+                self.updates.flush(now);
+                self.checkpoint();
+            }
+            Input::StreamOpened => {
+                self.connected = true;
+                if self.registered {
+                    let now = self.now();
+                    self.updates.flush(now);
+                }
+            }
+            Input::StreamClosed => self.connected = false,
+            Input::Removed(body) => {
+                return Err(AgentDaemonError::Removed(format!(
+                    "{} ({body})",
+                    self.id.as_ref().map(|i| i.as_str()).unwrap_or("?")
+                )))
+            }
+            Input::Launched {
+                key,
+                container_id,
+                result,
+            } => self.on_launched(key, container_id, result),
+            Input::Terminated {
+                key,
+                container_id,
+                result,
+            } => self.on_terminated(key, container_id, result),
+            Input::State(reply) => {
+                let _ = reply.send(self.state_json());
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until shutdown (or the master removes the agent).
+    pub async fn run(
+        mut self,
+        mut inputs: mpsc::Receiver<Input>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), AgentDaemonError> {
+        loop {
+            self.drain_updates();
+            let timer = self.updates.poll_timeout().map(|due| {
+                let now = self.now();
+                Instant::now() + due.saturating_duration_since(now)
+            });
+            if *shutdown.borrow() {
+                break;
+            }
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                Some(input) = inputs.recv() => self.handle(input)?,
+                _ = tokio::time::sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    let now = self.now();
+                    self.updates.handle_timeout(now);
+                }
+                Some(_) = self.workers.join_next(), if !self.workers.is_empty() => {}
+            }
+        }
+        self.shutdown(inputs).await;
+        Ok(())
+    }
+
+    async fn shutdown(&mut self, mut inputs: mpsc::Receiver<Input>) {
+        self.shutting_down = true;
+        if !self.settings.kill_tasks_on_shutdown {
+            tracing::info!(
+                tasks = self.tasks.len(),
+                "agent stopping; tasks keep running"
+            );
+            self.checkpoint();
+            return;
+        }
+        let keys: Vec<TaskKey> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.launched && !t.terminated)
+            .map(|(k, _)| k.clone())
+            .collect();
+        tracing::info!(tasks = keys.len(), "agent stopping; killing its tasks");
+        let mut longest = Duration::ZERO;
+        for key in &keys {
+            if let Some(t) = self.tasks.get_mut(key) {
+                t.kill_requested = true;
+                longest = longest.max(kill_grace(&t.rec.task, self.settings.grace));
+            }
+            self.spawn_kill(key);
+        }
+        // Record how they ended (bounded: grace plus a margin).
+        let deadline = Instant::now() + longest + Duration::from_secs(5);
+        let mut waiting: BTreeSet<TaskKey> = keys.into_iter().collect();
+        while !waiting.is_empty() {
+            let input = tokio::select! {
+                i = inputs.recv() => i,
+                _ = tokio::time::sleep_until(deadline) => None,
+            };
+            match input {
+                Some(Input::Terminated {
+                    key,
+                    container_id,
+                    result,
+                }) => {
+                    waiting.remove(&key);
+                    self.shutting_down = false;
+                    self.on_terminated(key, container_id, result);
+                    self.shutting_down = true;
+                }
+                Some(Input::RegistrationWanted(reply)) => {
+                    let _ = reply.send(self.registration());
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        self.drain_updates();
+        self.checkpoint();
+    }
+}
+
+/// Where runtime `name` keeps its checkpoints.
+pub fn runtime_dir(work_dir: &std::path::Path, name: &str) -> PathBuf {
+    work_dir.join("meta").join("runtimes").join(name)
+}

@@ -1,0 +1,295 @@
+//! The agent's side of the agent <-> master protocol: registration with backoff, the command
+//! stream (RecordIO of `AgentCommand` JSON) kept open, and the ordered sending of messages.
+//!
+//! Two tasks, both feeding the agent's one state-owning task through its bounded input channel:
+//! - the *connection* task registers (asking the agent for the registration body each time, so a
+//!   reregistration carries the current tasks), opens the stream, forwards commands, reconnects
+//!   when it drops and registers again when the master says the agent is unknown;
+//! - the *sender* task POSTs queued messages one at a time, so updates leave in order.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use mesos_core::ids::AgentId;
+use mesos_core::master::{AgentCommand, AgentMessage, AgentRegistration};
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::daemon::Input;
+use crate::recordio::Decoder;
+
+/// Largest command record accepted from the master.
+const MAX_RECORD: usize = 16 << 20;
+
+/// What a master call can end in, besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// No answer (connection refused, timeout, stream cut).
+    #[error("master unreachable: {0}")]
+    Unreachable(String),
+    /// 404: the master does not know this agent; it must register again.
+    #[error("the master does not know this agent: {0}")]
+    UnknownAgent(String),
+    /// 403: the agent was removed for good.
+    #[error("the master removed this agent: {0}")]
+    Removed(String),
+    /// Any other refusal.
+    #[error("the master refused the request ({status}): {body}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The body (the master's `{"error":..}`).
+        body: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct Registered {
+    agent_id: AgentId,
+}
+
+/// An HTTP client for one master.
+#[derive(Clone)]
+pub struct MasterClient {
+    http: reqwest::Client,
+    streaming: reqwest::Client,
+    base: String,
+}
+
+impl MasterClient {
+    /// A client for the master at `base` (`http://host:port`).
+    pub fn new(base: String) -> Result<Self, LinkError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+        // The stream stays open indefinitely: only connecting is bounded.
+        let streaming = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+        Ok(MasterClient {
+            http,
+            streaming,
+            base,
+        })
+    }
+
+    async fn check(resp: reqwest::Response) -> Result<reqwest::Response, LinkError> {
+        let status = resp.status().as_u16();
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(match status {
+            404 => LinkError::UnknownAgent(body),
+            403 => LinkError::Removed(body),
+            _ => LinkError::Refused { status, body },
+        })
+    }
+
+    /// `POST /internal/agent/register`.
+    pub async fn register(&self, reg: &AgentRegistration) -> Result<AgentId, LinkError> {
+        let resp = self
+            .http
+            .post(format!("{}/internal/agent/register", self.base))
+            .json(reg)
+            .send()
+            .await
+            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+        let resp = Self::check(resp).await?;
+        let r: Registered = resp.json().await.map_err(|e| LinkError::Refused {
+            status: 200,
+            body: format!("unreadable registration answer: {e}"),
+        })?;
+        Ok(r.agent_id)
+    }
+
+    /// `POST /internal/agent/{id}/stream`.
+    pub async fn open_stream(&self, id: &AgentId) -> Result<reqwest::Response, LinkError> {
+        let resp = self
+            .streaming
+            .post(format!("{}/internal/agent/{}/stream", self.base, id))
+            .send()
+            .await
+            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+        Self::check(resp).await
+    }
+
+    /// `POST /internal/agent/{id}/message`.
+    pub async fn send(&self, id: &AgentId, msg: &AgentMessage) -> Result<(), LinkError> {
+        let resp = self
+            .http
+            .post(format!("{}/internal/agent/{}/message", self.base, id))
+            .json(msg)
+            .send()
+            .await
+            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+        Self::check(resp).await.map(|_| ())
+    }
+}
+
+/// Registration backoff: starts at `initial`, doubles up to `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    /// First delay.
+    pub initial: Duration,
+    /// Largest delay.
+    pub max: Duration,
+}
+
+/// Signals from the agent to its connection task.
+#[derive(Debug)]
+pub enum LinkControl {
+    /// The master answered a message with 404: register again.
+    Reregister,
+}
+
+async fn ask_registration(inputs: &mpsc::Sender<Input>) -> Option<AgentRegistration> {
+    let (tx, rx) = oneshot::channel();
+    inputs.send(Input::RegistrationWanted(tx)).await.ok()?;
+    rx.await.ok()
+}
+
+/// The connection task: runs until the agent's input channel closes or the master removes it.
+pub async fn connection(
+    client: MasterClient,
+    inputs: mpsc::Sender<Input>,
+    mut control: mpsc::Receiver<LinkControl>,
+    backoff: Backoff,
+) {
+    let mut delay = backoff.initial;
+    let mut agent: Option<AgentId> = None;
+    let mut must_register = true;
+    loop {
+        if must_register {
+            let Some(reg) = ask_registration(&inputs).await else {
+                return;
+            };
+            match client.register(&reg).await {
+                Ok(id) => {
+                    tracing::info!(agent = %id, reregistration = reg.id.is_some(), "registered with the master");
+                    if inputs.send(Input::Registered(id.clone())).await.is_err() {
+                        return;
+                    }
+                    agent = Some(id);
+                    must_register = false;
+                    delay = backoff.initial;
+                }
+                Err(LinkError::Removed(body)) => {
+                    let _ = inputs.send(Input::Removed(body)).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "registration failed");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(backoff.max);
+                    continue;
+                }
+            }
+        }
+        let Some(id) = agent.clone() else {
+            must_register = true;
+            continue;
+        };
+        let resp = match client.open_stream(&id).await {
+            Ok(r) => r,
+            Err(LinkError::UnknownAgent(_)) => {
+                tracing::info!(agent = %id, "the master does not know this agent: registering again");
+                must_register = true;
+                continue;
+            }
+            Err(LinkError::Removed(body)) => {
+                let _ = inputs.send(Input::Removed(body)).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "cannot open the command stream");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(backoff.max);
+                continue;
+            }
+        };
+        if inputs.send(Input::StreamOpened).await.is_err() {
+            return;
+        }
+        delay = backoff.initial;
+        let mut body = resp.bytes_stream();
+        let mut decoder = Decoder::new(MAX_RECORD);
+        let ended = loop {
+            tokio::select! {
+                chunk = body.next() => {
+                    let chunk = match chunk {
+                        Some(Ok(c)) => c,
+                        Some(Err(e)) => break format!("stream error: {e}"),
+                        None => break "the master closed the stream".to_string(),
+                    };
+                    decoder.push(&chunk);
+                    let mut bad = None;
+                    loop {
+                        match decoder.next_record() {
+                            Ok(Some(rec)) => match serde_json::from_slice::<AgentCommand>(&rec) {
+                                Ok(cmd) => {
+                                    if inputs.send(Input::Command(cmd)).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) => tracing::warn!(
+                                    error = %e,
+                                    record = %String::from_utf8_lossy(&rec[..rec.len().min(200)]),
+                                    "ignoring an unreadable command"
+                                ),
+                            },
+                            Ok(None) => break,
+                            Err(e) => {
+                                bad = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(e) = bad {
+                        break format!("malformed stream: {e}");
+                    }
+                }
+                ctl = control.recv() => match ctl {
+                    Some(LinkControl::Reregister) => {
+                        must_register = true;
+                        break "the master asked for a reregistration".to_string();
+                    }
+                    None => return,
+                },
+            }
+        };
+        tracing::warn!(reason = %ended, "command stream lost; reconnecting");
+        if inputs.send(Input::StreamClosed).await.is_err() {
+            return;
+        }
+        // A short pause so a master that closes streams at once is not hammered.
+        tokio::time::sleep(backoff.initial.min(Duration::from_millis(200))).await;
+    }
+}
+
+/// The sender task: POSTs each queued message in order; failures are left to the status-update
+/// manager's retries (updates) or dropped (pongs).
+pub async fn sender(
+    client: MasterClient,
+    mut queue: mpsc::Receiver<(AgentId, AgentMessage)>,
+    inputs: mpsc::Sender<Input>,
+    control: mpsc::Sender<LinkControl>,
+) {
+    while let Some((id, msg)) = queue.recv().await {
+        match client.send(&id, &msg).await {
+            Ok(()) => {}
+            Err(LinkError::UnknownAgent(body)) => {
+                tracing::info!(agent = %id, %body, "the master does not know this agent: reregistering");
+                let _ = control.try_send(LinkControl::Reregister);
+            }
+            Err(LinkError::Removed(body)) => {
+                let _ = inputs.send(Input::Removed(body)).await;
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "message not delivered; updates are retried"),
+        }
+    }
+}
