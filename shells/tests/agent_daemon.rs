@@ -1,0 +1,303 @@
+//! The agent daemon against a fake master speaking the agent <-> master protocol.
+
+mod agent_common;
+
+use std::time::Duration;
+
+use agent_common::*;
+use mesos_core::master::AgentCommand;
+use mesos_core::task::{Reason, Source, TaskState};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_runs_a_task_and_retries_updates_until_acknowledged() {
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("run");
+    let agent = RunningAgent::start(config(&m.addr, dir.clone())).await;
+
+    let reg = m.registration().await;
+    assert_eq!(reg.id, None);
+    assert_eq!(reg.hostname, "localhost");
+    assert_eq!(reg.resources.cpus(), 2.0);
+    assert_eq!(reg.resources.ports().count(), 11);
+    assert!(reg.attributes.get("rack").is_some());
+    assert!(reg.tasks.is_empty());
+    assert_eq!(reg.address.ip, "127.0.0.1");
+    assert_eq!(
+        reg.address.port.to_string(),
+        agent.addr.rsplit(':').next().unwrap()
+    );
+    let id = m.stream_opened().await;
+    assert_eq!(id, "fake-S0");
+
+    // PING -> PONG.
+    m.command(AgentCommand::Ping).await;
+    let pong = tokio::time::timeout(WAIT, m.messages.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pong, mesos_core::master::AgentMessage::Pong);
+
+    let fw = framework("fw-1");
+    m.command(AgentCommand::RunTask {
+        framework: fw.clone(),
+        task: task("t-true", "fake-S0", "true"),
+    })
+    .await;
+
+    // STARTING is not acknowledged: the very same update (same uuid) comes again, and nothing
+    // else comes before it.
+    let (f, starting) = m.next_update().await;
+    assert_eq!(f, fw.id);
+    assert_eq!(starting.state, TaskState::Starting);
+    assert_eq!(starting.source, Some(Source::Executor));
+    assert_eq!(starting.agent_id.as_ref().unwrap().as_str(), "fake-S0");
+    assert_eq!(starting.executor_id.as_ref().unwrap().as_str(), "t-true");
+    assert!(starting.timestamp.is_some());
+    let (_, again) = m.next_update().await;
+    assert_eq!(again.state, TaskState::Starting);
+    assert_eq!(again.uuid, starting.uuid, "a retry carries the same uuid");
+    m.ack(&fw.id, &starting).await;
+
+    let running = m.expect_and_ack(TaskState::Running).await;
+    assert_ne!(running.uuid, starting.uuid);
+    let finished = m.expect_and_ack(TaskState::Finished).await;
+    assert!(finished.uuid.is_some());
+
+    // Once acknowledged the task is completed in /state.
+    let mut done = false;
+    for _ in 0..100 {
+        let s = agent.state().await;
+        if s["frameworks"][0]["completed_tasks"][0]["state"] == "TASK_FINISHED" {
+            assert_eq!(s["id"], "fake-S0");
+            assert_eq!(s["frameworks"][0]["tasks"], json!([]));
+            assert_eq!(s["pending_status_updates"], 0);
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(done, "task never completed in /state");
+
+    let health = reqwest::get(format!("http://{}/health", agent.addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let slave = reqwest::get(format!("http://{}/slave(1)/state", agent.addr))
+        .await
+        .unwrap();
+    assert_eq!(slave.status(), 200);
+
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_ends_in_killed_and_failures_say_why() {
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("kill");
+    let mut cfg = config(&m.addr, dir.clone());
+    cfg.kill_tasks_on_shutdown = true;
+    let agent = RunningAgent::start(cfg).await;
+    m.registration().await;
+    m.stream_opened().await;
+    let fw = framework("fw-k");
+
+    let mut t = task("t-sleep", "fake-S0", "sleep 1000");
+    t.kill_policy = Some(json!({"grace_period": {"nanoseconds": 200_000_000}}));
+    launch_running(&mut m, &fw, t).await;
+    m.command(AgentCommand::KillTask {
+        framework_id: fw.id.clone(),
+        task_id: "t-sleep".into(),
+    })
+    .await;
+    let killed = m.expect_and_ack(TaskState::Killed).await;
+    assert_eq!(killed.task_id.as_str(), "t-sleep");
+
+    // A non-zero exit is FAILED with the status in the message.
+    m.command(AgentCommand::RunTask {
+        framework: fw.clone(),
+        task: task("t-exit3", "fake-S0", "exit 3"),
+    })
+    .await;
+    m.expect_and_ack(TaskState::Starting).await;
+    m.expect_and_ack(TaskState::Running).await;
+    let failed = m.expect_and_ack(TaskState::Failed).await;
+    assert_eq!(failed.reason, Some(Reason::CommandExecutorFailed));
+    assert!(
+        failed.message.as_deref().unwrap_or("").contains('3'),
+        "{failed:?}"
+    );
+
+    // A bad container spec: TASK_FAILED naming the cause, nothing launched.
+    let mut bad = task("t-bad", "fake-S0", "true");
+    bad.container =
+        Some(json!({"type": "DOCKER", "docker": {"image": "busybox", "network": "OVERLAY"}}));
+    m.command(AgentCommand::RunTask {
+        framework: fw.clone(),
+        task: bad,
+    })
+    .await;
+    let failed = m.expect_and_ack(TaskState::Failed).await;
+    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed));
+    assert_eq!(failed.source, Some(Source::Agent));
+    let msg = failed.message.unwrap_or_default();
+    assert!(msg.contains("OVERLAY"), "{msg}");
+
+    // A valid docker spec on an agent without the docker containerizer.
+    let mut docker = task("t-docker", "fake-S0", "true");
+    docker.container = Some(json!({"type": "DOCKER", "docker": {"image": "busybox"}}));
+    m.command(AgentCommand::RunTask {
+        framework: fw.clone(),
+        task: docker,
+    })
+    .await;
+    let failed = m.expect_and_ack(TaskState::Failed).await;
+    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed));
+    let msg = failed.message.unwrap_or_default();
+    assert!(msg.contains("docker containerizer is not enabled"), "{msg}");
+
+    // SHUTDOWN_FRAMEWORK kills its tasks and sends nothing more for them.
+    launch_running(&mut m, &fw, task("t-sleep2", "fake-S0", "sleep 1000")).await;
+    m.command(AgentCommand::ShutdownFramework {
+        framework_id: fw.id.clone(),
+    })
+    .await;
+    let mut gone = false;
+    for _ in 0..200 {
+        let s = agent.state().await;
+        let tasks = s["frameworks"]
+            .as_array()
+            .and_then(|f| f.first())
+            .map(|f| f["tasks"].clone());
+        if tasks == Some(json!([])) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the framework's task was not cleaned up");
+    // The next thing the master hears is the PONG, not an update of the shut-down framework.
+    m.command(AgentCommand::Ping).await;
+    let next = tokio::time::timeout(WAIT, m.messages.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, mesos_core::master::AgentMessage::Pong);
+
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_reregisters_with_its_id_and_keeps_running_tasks() {
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("restart");
+    let agent = RunningAgent::start(config(&m.addr, dir.clone())).await;
+    m.registration().await;
+    m.stream_opened().await;
+    let fw = framework("fw-r");
+    let marker = dir.join("alive");
+    let cmd = format!(
+        "while true; do date +%s%N > {}; sleep 0.1; done",
+        marker.display()
+    );
+    launch_running(&mut m, &fw, task("t-long", "fake-S0", &cmd)).await;
+
+    // Stop the agent; the task keeps running.
+    agent.stop().await;
+    let before = std::fs::read_to_string(&marker).unwrap_or_default();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let after = std::fs::read_to_string(&marker).unwrap_or_default();
+    assert_ne!(before, after, "the task stopped with the agent");
+
+    // A new agent on the same work dir reregisters with the same id and the running task.
+    let agent = RunningAgent::start(config(&m.addr, dir.clone())).await;
+    let reg = m.registration().await;
+    assert_eq!(reg.id.as_ref().map(|i| i.as_str()), Some("fake-S0"));
+    assert_eq!(reg.tasks.len(), 1);
+    assert_eq!(reg.tasks[0].task.task_id.as_str(), "t-long");
+    assert_eq!(reg.tasks[0].state, TaskState::Running);
+    assert_eq!(reg.tasks[0].framework.id, fw.id);
+    m.stream_opened().await;
+    let s = agent.state().await;
+    assert_eq!(s["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
+
+    // It still controls the task.
+    m.command(AgentCommand::KillTask {
+        framework_id: fw.id.clone(),
+        task_id: "t-long".into(),
+    })
+    .await;
+    m.expect_and_ack(TaskState::Killed).await;
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_updates_survive_a_restart_and_vanished_tasks_are_reported() {
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("resume");
+    let agent = RunningAgent::start(config(&m.addr, dir.clone())).await;
+    m.registration().await;
+    m.stream_opened().await;
+    let fw = framework("fw-v");
+    let pidfile = dir.join("victim.pid");
+    let cmd = format!("echo $$ > {}; exec sleep 1000", pidfile.display());
+    launch_running(&mut m, &fw, task("t-victim", "fake-S0", &cmd)).await;
+    m.command(AgentCommand::RunTask {
+        framework: fw.clone(),
+        task: task("t-done", "fake-S0", "true"),
+    })
+    .await;
+    m.expect_and_ack(TaskState::Starting).await;
+    m.expect_and_ack(TaskState::Running).await;
+    // FINISHED arrives but is not acknowledged before the agent stops.
+    let (_, finished) = m.next_update().await;
+    assert_eq!(finished.state, TaskState::Finished);
+    agent.stop().await;
+
+    // The victim dies while the agent is down (by its own pid, nothing broader).
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let agent = RunningAgent::start(config(&m.addr, dir.clone())).await;
+    let reg = m.registration().await;
+    assert_eq!(reg.id.as_ref().map(|i| i.as_str()), Some("fake-S0"));
+    let reported = |id: &str| {
+        reg.tasks
+            .iter()
+            .find(|t| t.task.task_id.as_str() == id)
+            .map(|t| t.state)
+    };
+    assert_eq!(reported("t-done"), Some(TaskState::Finished));
+    m.stream_opened().await;
+
+    // The unacknowledged FINISHED is sent again with its uuid; the victim's end is reported.
+    let mut seen_finished = false;
+    let mut victim = None;
+    while !(seen_finished && victim.is_some()) {
+        let (f, st) = m.next_update().await;
+        if st.task_id.as_str() == "t-done" {
+            assert_eq!(st.uuid, finished.uuid);
+            seen_finished = true;
+        } else {
+            assert_eq!(st.task_id.as_str(), "t-victim");
+            victim = Some(st.clone());
+        }
+        m.ack(&f, &st).await;
+    }
+    let victim = victim.unwrap();
+    assert!(
+        matches!(victim.state, TaskState::Failed | TaskState::Lost),
+        "{victim:?}"
+    );
+    assert!(victim.reason.is_some(), "{victim:?}");
+    assert!(!victim.message.unwrap_or_default().is_empty());
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
