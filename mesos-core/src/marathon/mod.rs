@@ -8,9 +8,13 @@
 //!   validation into Marathon's 422 body ([`ValidationError`]).
 //! - [`ports`]: host ports from offers, service ports, the `PORT*` environment.
 //! - [`placement`]: which waiting instances launch on an offer, and why offers go unused.
+//! - [`deployment`]: plans in dependency order, scale-down selection, rolling restarts.
+//! - [`backoff`]: the launch delay after failures.
 //! - [`health`]: health check definitions and the counting that kills unhealthy instances.
 
 pub mod app;
+pub mod backoff;
+pub mod deployment;
 pub mod health;
 pub mod path;
 pub mod placement;
@@ -20,6 +24,12 @@ pub mod validation;
 pub use app::{
     AppDefinition, Container, ContainerType, Docker, DockerParameter, EnvValue, KillSelection,
     Network, NetworkMode, PortDefinition, PortMapping, UnreachableStrategy, UpgradeStrategy,
+};
+pub use backoff::{advances_backoff, increases_backoff, LaunchBackoff};
+pub use deployment::{
+    dependency_depths, kill_weight, propose_scaling, sort_for_kill, DeploymentAction,
+    DeploymentPlan, DeploymentStep, InstanceView, PlanError, RestartActions, RollingRestart,
+    ScalingProposition,
 };
 pub use health::{Health, HealthAction, HealthCheck, HealthCommand, HealthProtocol, ProbeOutcome};
 pub use path::PathId;
