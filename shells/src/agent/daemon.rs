@@ -41,7 +41,7 @@ pub type TaskKey = (FrameworkId, TaskId);
 #[derive(Debug)]
 pub enum Input {
     /// A command from the master's stream.
-    Command(AgentCommand),
+    Command(Box<AgentCommand>),
     /// The connection task is about to (re)register and needs the current registration.
     RegistrationWanted(oneshot::Sender<AgentRegistration>),
     /// The master accepted the registration.
@@ -814,7 +814,7 @@ impl Agent {
 
     fn handle(&mut self, input: Input) -> Result<(), AgentDaemonError> {
         match input {
-            Input::Command(cmd) => self.handle_command(cmd),
+            Input::Command(cmd) => self.handle_command(*cmd),
             Input::RegistrationWanted(reply) => {
                 let _ = reply.send(self.registration());
             }

@@ -231,7 +231,7 @@ pub async fn connection(
                         match decoder.next_record() {
                             Ok(Some(rec)) => match serde_json::from_slice::<AgentCommand>(&rec) {
                                 Ok(cmd) => {
-                                    if inputs.send(Input::Command(cmd)).await.is_err() {
+                                    if inputs.send(Input::Command(Box::new(cmd))).await.is_err() {
                                         return;
                                     }
                                 }

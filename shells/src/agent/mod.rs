@@ -238,13 +238,10 @@ pub async fn run(
     let result = agent.run(input_rx, shutdown).await;
     background.shutdown().await;
     let _ = stopped_tx.send(());
-    match server.await {
-        Ok(Err(e)) => {
-            if result.is_ok() {
-                return Err(AgentDaemonError::Server(e));
-            }
+    if let Ok(Err(e)) = server.await {
+        if result.is_ok() {
+            return Err(AgentDaemonError::Server(e));
         }
-        Ok(Ok(())) | Err(_) => {}
     }
     result
 }
