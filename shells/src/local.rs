@@ -29,10 +29,19 @@ pub struct LocalFlags {
     #[arg(long, env = "MESOS_LOCAL_AGENTS", default_value_t = 1)]
     pub agents: usize,
     /// The master's port (0: any free port); agents take the ports after it.
-    #[arg(long = "master-port", alias = "master_port", env = "MESOS_LOCAL_MASTER_PORT", default_value_t = 5050)]
+    #[arg(
+        long = "master-port",
+        alias = "master_port",
+        env = "MESOS_LOCAL_MASTER_PORT",
+        default_value_t = 5050
+    )]
     pub master_port: u16,
     /// Marathon's port (accepted; Marathon is not part of mesos-local yet).
-    #[arg(long = "marathon-port", alias = "marathon_port", default_value_t = 8080)]
+    #[arg(
+        long = "marathon-port",
+        alias = "marathon_port",
+        default_value_t = 8080
+    )]
     pub marathon_port: u16,
     /// Where the master's registry and the agents' sandboxes go (default: a directory under
     /// the system temp dir).
@@ -50,13 +59,25 @@ pub struct LocalFlags {
     #[arg(long = "agent-attributes", alias = "agent_attributes")]
     pub agent_attributes: Option<String>,
     /// The master's agent ping interval (Mesos duration, e.g. `1secs`).
-    #[arg(long = "agent-ping-timeout", alias = "agent_ping_timeout", default_value = "15secs")]
+    #[arg(
+        long = "agent-ping-timeout",
+        alias = "agent_ping_timeout",
+        default_value = "15secs"
+    )]
     pub agent_ping_timeout: String,
     /// Missed pings before an agent is unreachable.
-    #[arg(long = "max-agent-ping-timeouts", alias = "max_agent_ping_timeouts", default_value_t = 5)]
+    #[arg(
+        long = "max-agent-ping-timeouts",
+        alias = "max_agent_ping_timeouts",
+        default_value_t = 5
+    )]
     pub max_agent_ping_timeouts: u32,
     /// The allocation interval (Mesos duration).
-    #[arg(long = "allocation-interval", alias = "allocation_interval", default_value = "1secs")]
+    #[arg(
+        long = "allocation-interval",
+        alias = "allocation_interval",
+        default_value = "1secs"
+    )]
     pub allocation_interval: String,
     /// Seed of the master's random choices.
     #[arg(long)]
@@ -126,7 +147,8 @@ pub struct LocalCluster {
 
 /// True when a Docker engine answers `GET /_ping` on `$DOCKER_HOST` or `/var/run/docker.sock`.
 pub async fn docker_answers() -> bool {
-    let target = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let target =
+        std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
     let probe = async {
         let request = b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n";
         let mut buf = vec![0u8; 256];
@@ -155,10 +177,12 @@ async fn bind(ip: &str, port: u16, fallback_any: bool) -> Result<TcpListener, Lo
         Ok(l) => Ok(l),
         Err(e) if fallback_any && port != 0 => {
             tracing::warn!(port, error = %e, "port busy; using a free port");
-            TcpListener::bind((ip, 0)).await.map_err(|source| LocalError::Io {
-                what: format!("bind {ip}:0"),
-                source,
-            })
+            TcpListener::bind((ip, 0))
+                .await
+                .map_err(|source| LocalError::Io {
+                    what: format!("bind {ip}:0"),
+                    source,
+                })
         }
         Err(source) => Err(LocalError::Io {
             what: format!("bind {ip}:{port}"),
@@ -201,10 +225,12 @@ impl LocalCluster {
         };
         let ip = "127.0.0.1";
         let master_listener = bind(ip, flags.master_port, false).await?;
-        let master_addr = master_listener.local_addr().map_err(|source| LocalError::Io {
-            what: "master address".into(),
-            source,
-        })?;
+        let master_addr = master_listener
+            .local_addr()
+            .map_err(|source| LocalError::Io {
+                what: "master address".into(),
+                source,
+            })?;
 
         let mut mflags = MasterFlags::local();
         mflags.ip = ip.into();
@@ -234,10 +260,8 @@ impl LocalCluster {
                 what: "agent address".into(),
                 source,
             })?;
-            let mut cfg = AgentConfig::local(
-                master_addr.to_string(),
-                work_dir.join(format!("agent-{i}")),
-            );
+            let mut cfg =
+                AgentConfig::local(master_addr.to_string(), work_dir.join(format!("agent-{i}")));
             cfg.port = addr.port();
             cfg.containerizers = containerizers.clone();
             cfg.kill_tasks_on_shutdown = true;

@@ -476,7 +476,9 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                 reply,
             } => {
                 let name = call.name();
-                let mut result = self.master.handle_call(now, &framework_id, &stream_id, call);
+                let mut result = self
+                    .master
+                    .handle_call(now, &framework_id, &stream_id, call);
                 if let Err(CallError::NotSubscribed(_)) = &result {
                     // pymesos may still send a call (an implicit ACK) on the stream that just
                     // closed; accept it quietly rather than kill the driver with a 403.
@@ -662,12 +664,11 @@ impl<A: Allocator + Send + 'static> Driver<A> {
         };
         if let Some(stream) = self.agent_streams.get(&agent) {
             match stream.tx.try_send(bytes) {
-                Ok(()) => return,
+                Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     self.dropped_slow += 1;
                     tracing::warn!(agent = %agent, "agent stream too slow; closing it");
                     self.agent_streams.remove(&agent);
-                    return;
                 }
                 Err(mpsc::error::TrySendError::Closed(b)) => {
                     self.agent_streams.remove(&agent);
@@ -680,7 +681,7 @@ impl<A: Allocator + Send + 'static> Driver<A> {
     }
 
     fn backlog(&mut self, agent: AgentId, bytes: Bytes) {
-        if matches!(self.master.agent(&agent), None) {
+        if self.master.agent(&agent).is_none() {
             return;
         }
         let q = self.agent_backlog.entry(agent).or_default();

@@ -70,7 +70,10 @@ fn json_error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 fn unavailable(_: DriverGone) -> Response {
-    error(StatusCode::SERVICE_UNAVAILABLE, "the master is shutting down")
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the master is shutting down",
+    )
 }
 
 fn accepted() -> Response {
@@ -91,20 +94,25 @@ fn call_error(e: &CallError) -> Response {
     error(status, e.to_string())
 }
 
-/// Checks `Content-Type`: 400 when missing, 415 unless JSON.
-fn check_content_type(headers: &HeaderMap) -> Result<(), Response> {
+/// Checks `Content-Type`: 400 when missing, 415 unless JSON (the error response, if any).
+fn check_content_type(headers: &HeaderMap) -> Option<Response> {
     let Some(ct) = headers.get(header::CONTENT_TYPE) else {
-        return Err(error(
+        return Some(error(
             StatusCode::BAD_REQUEST,
             "Expecting 'Content-Type' to be present",
         ));
     };
     let ct = ct.to_str().unwrap_or("");
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if media == "application/json" {
-        Ok(())
+        None
     } else {
-        Err(error(
+        Some(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
                 "Expecting 'Content-Type' of application/json (application/x-protobuf is not supported by this master); got '{ct}'"
@@ -122,7 +130,12 @@ fn accepts_json(headers: &HeaderMap) -> bool {
         return false;
     };
     accept.split(',').any(|part| {
-        let media = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         let q_zero = part
             .split(';')
             .skip(1)
@@ -141,12 +154,10 @@ async fn scheduler(
         return Response::builder()
             .status(StatusCode::METHOD_NOT_ALLOWED)
             .header(header::ALLOW, "POST")
-            .body(Body::from(format!(
-                "Expecting 'POST', received '{method}'"
-            )))
+            .body(Body::from(format!("Expecting 'POST', received '{method}'")))
             .unwrap_or_else(|_| StatusCode::METHOD_NOT_ALLOWED.into_response());
     }
-    if let Err(r) = check_content_type(&headers) {
+    if let Some(r) = check_content_type(&headers) {
         return r;
     }
     let call = match v1::parse_call(&body) {
@@ -261,8 +272,11 @@ async fn redirect(State(st): State<AppState>) -> Response {
         .unwrap_or_else(|_| StatusCode::TEMPORARY_REDIRECT.into_response())
 }
 
-async fn query(st: &AppState, q: Query) -> Result<Json, Response> {
-    st.master.query(q).await.map_err(unavailable)
+async fn query(st: &AppState, q: Query) -> Result<Json, Box<Response>> {
+    st.master
+        .query(q)
+        .await
+        .map_err(|gone| Box::new(unavailable(gone)))
 }
 
 async fn state_json(State(st): State<AppState>) -> Response {
@@ -273,14 +287,14 @@ async fn state_json(State(st): State<AppState>) -> Response {
             }
             axum::Json(j).into_response()
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
 async fn metrics_snapshot(State(st): State<AppState>) -> Response {
     match query(&st, Query::Metrics).await {
         Ok(j) => axum::Json(j).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -291,7 +305,7 @@ async fn metrics_prometheus(State(st): State<AppState>) -> Response {
             render::prometheus(&j),
         )
             .into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -307,7 +321,7 @@ async fn operator(
             format!("Expecting 'POST', received '{method}'"),
         );
     }
-    if let Err(r) = check_content_type(&headers) {
+    if let Some(r) = check_content_type(&headers) {
         return r;
     }
     if !accepts_json(&headers) {
@@ -367,7 +381,7 @@ async fn operator(
                 .into_response()
         }
         Ok(j) => axum::Json(j).into_response(),
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 
@@ -426,7 +440,11 @@ async fn agent_message(
             )
         }
     };
-    match st.master.agent_message(AgentId::new(agent_id), message).await {
+    match st
+        .master
+        .agent_message(AgentId::new(agent_id), message)
+        .await
+    {
         Err(gone) => unavailable(gone),
         Ok(Err(e)) => agent_error(&e),
         Ok(Ok(())) => accepted(),
@@ -434,9 +452,5 @@ async fn agent_message(
 }
 
 async fn webui() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        WEBUI,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], WEBUI).into_response()
 }

@@ -47,10 +47,18 @@ pub struct MasterFlags {
     #[arg(long, env = "MESOS_HOSTNAME")]
     pub hostname: Option<String>,
     /// IP address advertised to frameworks and agents (default: `--ip`, or 127.0.0.1 for 0.0.0.0).
-    #[arg(long = "advertise_ip", alias = "advertise-ip", env = "MESOS_ADVERTISE_IP")]
+    #[arg(
+        long = "advertise_ip",
+        alias = "advertise-ip",
+        env = "MESOS_ADVERTISE_IP"
+    )]
     pub advertise_ip: Option<String>,
     /// Port advertised (default: the port listened on).
-    #[arg(long = "advertise_port", alias = "advertise-port", env = "MESOS_ADVERTISE_PORT")]
+    #[arg(
+        long = "advertise_port",
+        alias = "advertise-port",
+        env = "MESOS_ADVERTISE_PORT"
+    )]
     pub advertise_port: Option<u16>,
     /// Where the registry (`master.redb`) lives; without it the registry is in memory.
     #[arg(long = "work_dir", alias = "work-dir", env = "MESOS_WORK_DIR")]
@@ -65,7 +73,11 @@ pub struct MasterFlags {
     #[arg(long, env = "MESOS_QUORUM")]
     pub quorum: Option<u32>,
     /// How long an offer may stay outstanding before it is rescinded (e.g. `30secs`; none by default).
-    #[arg(long = "offer_timeout", alias = "offer-timeout", env = "MESOS_OFFER_TIMEOUT")]
+    #[arg(
+        long = "offer_timeout",
+        alias = "offer-timeout",
+        env = "MESOS_OFFER_TIMEOUT"
+    )]
     pub offer_timeout: Option<String>,
     /// Time between agent pings.
     #[arg(
@@ -124,7 +136,12 @@ pub struct MasterFlags {
     )]
     pub max_completed_tasks_per_framework: usize,
     /// Heartbeat interval of subscription streams (not an upstream flag; tests shorten it).
-    #[arg(long = "heartbeat_interval", env = "MESOS_HEARTBEAT_INTERVAL", default_value = "15secs", hide = true)]
+    #[arg(
+        long = "heartbeat_interval",
+        env = "MESOS_HEARTBEAT_INTERVAL",
+        default_value = "15secs",
+        hide = true
+    )]
     pub heartbeat_interval: String,
     /// The cluster's name (shown in the web UI).
     #[arg(long, env = "MESOS_CLUSTER")]
@@ -183,7 +200,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         other => return Err(format!("`{text}`: unknown unit `{other}`")),
     };
     let secs = value * scale;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e10 {
+    if !secs.is_finite() || !(0.0..=1e10).contains(&secs) {
         return Err(format!("`{text}` is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -418,7 +435,10 @@ pub async fn run(
     let master = if records.is_empty() {
         Master::new(config, allocator, now)
     } else {
-        tracing::info!(records = records.len(), "recovering the master from its registry");
+        tracing::info!(
+            records = records.len(),
+            "recovering the master from its registry"
+        );
         Master::recover(config, allocator, now, &records)
     };
     tracing::info!(id = %master.info().id, addr = %local, "mesos-master listening");
@@ -458,7 +478,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("15secs").unwrap(), Duration::from_secs(15));
         assert_eq!(parse_duration("100ms").unwrap(), Duration::from_millis(100));
-        assert_eq!(parse_duration("0.5secs").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("0.5secs").unwrap(),
+            Duration::from_millis(500)
+        );
         assert_eq!(parse_duration("2mins").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("15").is_err());
         assert!(parse_duration("x secs").is_err());

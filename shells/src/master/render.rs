@@ -274,7 +274,9 @@ fn agent_state_json<A: Allocator>(m: &Master<A>, a: &Agent) -> Json {
         if !r.is_unreserved() {
             let mut one = Resources::new();
             one.push(r.clone());
-            *reserved.entry(r.reservation_role().to_string()).or_default() += one;
+            *reserved
+                .entry(r.reservation_role().to_string())
+                .or_default() += one;
         }
     }
     let reserved: Map<String, Json> = reserved
@@ -369,7 +371,10 @@ pub fn metrics<A: Allocator>(m: &Master<A>, ctx: &RenderContext<'_>) -> Json {
     let mut put = |k: &str, v: f64| {
         out.insert(format!("master/{k}"), v);
     };
-    let uptime = ctx.now.saturating_duration_since(m.start_time()).as_secs_f64();
+    let uptime = ctx
+        .now
+        .saturating_duration_since(m.start_time())
+        .as_secs_f64();
     put("uptime_secs", uptime);
     put("elected", 1.0);
     let fws: Vec<&Framework> = m.frameworks().collect();
@@ -395,10 +400,7 @@ pub fn metrics<A: Allocator>(m: &Master<A>, ctx: &RenderContext<'_>) -> Json {
     put("slaves_connected", active);
     put("slaves_inactive", agents.len() as f64 - active);
     put("slaves_disconnected", agents.len() as f64 - active);
-    put(
-        "slaves_unreachable",
-        m.unreachable_agents().count() as f64,
-    );
+    put("slaves_unreachable", m.unreachable_agents().count() as f64);
     let counts = count_states(m);
     for state in TaskState::ALL {
         let name = state.as_str().trim_start_matches("TASK_").to_lowercase();

@@ -7,7 +7,8 @@ use mesos_core::master::Record;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// Sequence number -> record JSON.
-const RECORDS: TableDefinition<'static, u64, &'static [u8]> = TableDefinition::new("master_records");
+const RECORDS: TableDefinition<'static, u64, &'static [u8]> =
+    TableDefinition::new("master_records");
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]

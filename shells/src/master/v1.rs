@@ -172,7 +172,10 @@ fn framework_info(value: Json, name: &str) -> Result<FrameworkInfo, WireError> {
 }
 
 fn task_info(value: Json, index: usize) -> Result<TaskInfo, WireError> {
-    field(value, &format!("accept.operations.launch.task_infos[{index}]"))
+    field(
+        value,
+        &format!("accept.operations.launch.task_infos[{index}]"),
+    )
 }
 
 /// Parses a scheduler call body.
@@ -468,14 +471,21 @@ mod tests {
 
     #[test]
     fn subscribe_requires_user_and_name() {
-        let err = parse_call(br#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"name":"x"}}}"#)
-            .unwrap_err();
+        let err =
+            parse_call(br#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"name":"x"}}}"#)
+                .unwrap_err();
         assert!(err.0.contains("framework_info.user"), "{err}");
         let ok = parse_call(
             br#"{"type": "SUBSCRIBE", "subscribe": {"framework_info": {"user": "u", "name": "n", "failover_timeout": 100}}}"#,
         )
         .unwrap();
-        assert!(matches!(ok, SchedulerCall::Subscribe { framework_id: None, .. }));
+        assert!(matches!(
+            ok,
+            SchedulerCall::Subscribe {
+                framework_id: None,
+                ..
+            }
+        ));
     }
 
     #[test]
