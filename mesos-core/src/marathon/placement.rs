@@ -19,7 +19,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::app::AppDefinition;
@@ -555,9 +556,11 @@ struct Slot {
 /// let summary = placer.summary(&app.id).unwrap();
 /// assert_eq!(summary.count(RejectKind::UnfulfilledConstraint), 1);
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Placer {
     config: PlacementConfig,
+    /// The placer's own rng for [`Placer::place`], seeded by the caller.
+    rng: ChaCha8Rng,
     slots: Vec<Slot>,
     index: HashMap<PathId, usize>,
     /// Slots with instances waiting, in queue order.
@@ -565,13 +568,37 @@ pub struct Placer {
     cursor: usize,
 }
 
+impl Default for Placer {
+    fn default() -> Self {
+        Placer::seeded(PlacementConfig::default(), 0)
+    }
+}
+
 impl Placer {
-    /// An empty placer.
+    /// An empty placer whose own rng (for [`Placer::place`]) starts from seed 0.
     pub fn new(config: PlacementConfig) -> Self {
+        Placer::seeded(config, 0)
+    }
+
+    /// An empty placer whose own rng (for [`Placer::place`]) starts from `seed`; the daemon
+    /// logs the seed so a run can be replayed.
+    pub fn seeded(config: PlacementConfig, seed: u64) -> Self {
         Placer {
             config,
-            ..Placer::default()
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            slots: Vec::new(),
+            index: HashMap::new(),
+            queue: Vec::new(),
+            cursor: 0,
         }
+    }
+
+    /// [`Placer::process_offer`] with the placer's own seeded rng.
+    pub fn place(&mut self, offer: &Offer, now: Time) -> OfferOutcome {
+        let mut rng = self.rng.clone();
+        let out = self.process_offer(offer, now, &mut rng);
+        self.rng = rng;
+        out
     }
 
     /// Adds an app, or replaces its definition. A new version with other constraints starts
