@@ -301,3 +301,31 @@ async fn unacknowledged_updates_survive_a_restart_and_vanished_tasks_are_reporte
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_the_master_forgot_registers_again_with_its_id_and_tasks() {
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("forgot");
+    let mut cfg = config(&m.addr, dir.clone());
+    cfg.kill_tasks_on_shutdown = true;
+    let agent = RunningAgent::start(cfg).await;
+    m.registration().await;
+    m.stream_opened().await;
+    let fw = framework("fw-f");
+    launch_running(&mut m, &fw, task("t-f", "fake-S0", "sleep 1000")).await;
+
+    m.forget();
+    let reg = m.registration().await;
+    assert_eq!(reg.id.as_ref().map(|i| i.as_str()), Some("fake-S0"));
+    assert_eq!(reg.tasks.len(), 1);
+    assert_eq!(reg.tasks[0].state, TaskState::Running);
+    m.stream_opened().await;
+    m.command(AgentCommand::KillTask {
+        framework_id: fw.id.clone(),
+        task_id: "t-f".into(),
+    })
+    .await;
+    m.expect_and_ack(TaskState::Killed).await;
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

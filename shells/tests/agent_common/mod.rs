@@ -35,6 +35,7 @@ struct Shared {
     stream: Arc<Mutex<Option<mpsc::Sender<AgentCommand>>>>,
     streams_opened: mpsc::Sender<String>,
     next_id: Arc<Mutex<u32>>,
+    forgotten: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The fake master and what it observed.
@@ -48,6 +49,7 @@ pub struct FakeMaster {
     /// Agent ids whose stream was opened.
     pub streams_opened: mpsc::Receiver<String>,
     stream: Arc<Mutex<Option<mpsc::Sender<AgentCommand>>>>,
+    forgotten: Arc<std::sync::atomic::AtomicBool>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -58,6 +60,8 @@ impl Drop for FakeMaster {
 }
 
 async fn register(State(s): State<Shared>, Json(reg): Json<AgentRegistration>) -> Response {
+    s.forgotten
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let id = match &reg.id {
         Some(id) => id.clone(),
         None => {
@@ -71,6 +75,13 @@ async fn register(State(s): State<Shared>, Json(reg): Json<AgentRegistration>) -
 }
 
 async fn stream(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    if s.forgotten.load(std::sync::atomic::Ordering::SeqCst) {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": format!("agent {id} is not registered")})),
+        )
+            .into_response();
+    }
     let (tx, rx) = mpsc::channel::<AgentCommand>(64);
     *s.stream.lock().unwrap() = Some(tx);
     let _ = s.streams_opened.send(id).await;
@@ -108,12 +119,14 @@ impl FakeMaster {
         let (msg_tx, msg_rx) = mpsc::channel(1024);
         let (open_tx, open_rx) = mpsc::channel(64);
         let stream = Arc::new(Mutex::new(None));
+        let forgotten = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let shared = Shared {
             registrations: reg_tx,
             messages: msg_tx,
             stream: stream.clone(),
             streams_opened: open_tx,
             next_id: Arc::new(Mutex::new(0)),
+            forgotten: forgotten.clone(),
         };
         let app = Router::new()
             .route("/internal/agent/register", post(register))
@@ -129,8 +142,17 @@ impl FakeMaster {
             messages: msg_rx,
             streams_opened: open_rx,
             stream,
+            forgotten,
             server,
         }
+    }
+
+    /// Acts like a master restarted without state: closes the stream and answers 404 to the
+    /// agent's stream until it registers again.
+    pub fn forget(&self) {
+        self.forgotten
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stream.lock().unwrap().take();
     }
 
     /// The next registration.
