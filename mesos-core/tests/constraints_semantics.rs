@@ -312,3 +312,40 @@ proptest! {
         let _ = Constraint::from_json(&json!(["f", "IS", s]));
     }
 }
+
+#[test]
+fn impossible_placements_are_named_early() {
+    use mesos_core::constraints::unsatisfiable;
+    let agents: Vec<AgentView> = (0..4)
+        .map(|i| rack(&format!("h{i}"), &format!("r{}", i % 2)))
+        .collect();
+    // UNIQUE hostname: 4 agents.
+    let u = c(json!(["hostname", "UNIQUE"]));
+    assert!(unsatisfiable(std::slice::from_ref(&u), 4, &agents).is_none());
+    let why = unsatisfiable(std::slice::from_ref(&u), 5, &agents).unwrap();
+    assert_eq!(why.index, 0);
+    assert!(why
+        .to_string()
+        .starts_with(r#"constraint ["hostname","UNIQUE"] cannot be met"#));
+    // MAX_PER over 2 racks.
+    let m = c(json!(["rack", "MAX_PER", "2"]));
+    assert!(unsatisfiable(std::slice::from_ref(&m), 4, &agents).is_none());
+    assert!(unsatisfiable(std::slice::from_ref(&m), 5, &agents).is_some());
+    // LIKE that matches nothing; CLUSTER on a value nobody has.
+    let like = c(json!(["rack", "LIKE", "x.*"]));
+    let why = unsatisfiable(&[u.clone(), like], 1, &agents).unwrap();
+    assert_eq!(
+        (why.index, why.reason.as_str()),
+        (1, "none of the 4 known agents qualifies")
+    );
+    assert!(unsatisfiable(&[c(json!(["rack", "CLUSTER", "r9"]))], 1, &agents).is_some());
+    // Each possible alone, impossible together: UNIQUE hostname only on rack r0 (2 agents).
+    let r0 = c(json!(["rack", "IS", "r0"]));
+    let why = unsatisfiable(&[r0, u], 3, &agents).unwrap();
+    assert_eq!(why.index, 1);
+    assert_eq!(
+        why.reason,
+        "at most 2 instances fit (2 distinct values of hostname), 3 wanted"
+    );
+    assert!(unsatisfiable(&[], 1000, &agents).is_none());
+}

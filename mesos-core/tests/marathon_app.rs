@@ -296,3 +296,69 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn wrong_types_anywhere_are_violations_not_panics() {
+    let keys = [
+        "id",
+        "cmd",
+        "args",
+        "user",
+        "env",
+        "instances",
+        "cpus",
+        "mem",
+        "disk",
+        "gpus",
+        "executor",
+        "constraints",
+        "fetch",
+        "uris",
+        "backoffSeconds",
+        "backoffFactor",
+        "maxLaunchDelaySeconds",
+        "container",
+        "healthChecks",
+        "readinessChecks",
+        "dependencies",
+        "upgradeStrategy",
+        "labels",
+        "acceptedResourceRoles",
+        "role",
+        "requirePorts",
+        "portDefinitions",
+        "ports",
+        "networks",
+        "killSelection",
+        "unreachableStrategy",
+        "taskKillGracePeriodSeconds",
+        "version",
+    ];
+    let values = [
+        json!(1),
+        json!(-1),
+        json!(1.5),
+        json!("s"),
+        json!([]),
+        json!([1, "x", null, {}]),
+        json!({}),
+        json!({"a": 1, "image": 2, "docker": 3, "portMappings": 4, "network": 5}),
+        json!(true),
+        json!(1e300),
+    ];
+    for k in keys {
+        for v in &values {
+            let mut j = json!({"id": "/x", "cmd": "run"});
+            j[k] = v.clone();
+            match AppDefinition::from_json(&j) {
+                Ok(app) => assert!(app.validate().is_ok(), "{k}={v}"),
+                Err(e) => assert!(!e.details.is_empty(), "{k}={v}"),
+            }
+        }
+    }
+    // Not an object at all.
+    for top in [json!(null), json!(1), json!("x"), json!([])] {
+        let e = AppDefinition::from_json(&top).unwrap_err();
+        assert_eq!(e.errors_at("/"), ["error.expected.jsobject"]);
+    }
+}

@@ -20,6 +20,7 @@
 //! ```
 
 mod agent;
+mod feasibility;
 mod select;
 mod tracker;
 
@@ -30,6 +31,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value as Json;
 
 pub use agent::{format_scalar, render_attribute, AgentView};
+pub use feasibility::{unsatisfiable, Unsatisfiable};
 pub use select::select_instances_to_kill;
 pub use tracker::ConstraintTracker;
 

@@ -360,6 +360,10 @@ impl AppDefinition {
     /// `base` (the enclosing group for `/v2/groups`).
     pub fn from_json_in(json: &Json, base: &PathId) -> Result<AppDefinition, ValidationError> {
         let mut errors = ValidationError::default();
+        if !json.is_object() {
+            errors.push("/", "error.expected.jsobject");
+            return Err(errors);
+        }
         let app = read_app(json, base, &mut errors);
         app.check(&mut errors);
         errors.into_result().map(|()| app)
