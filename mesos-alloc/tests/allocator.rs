@@ -422,13 +422,13 @@ fn used_resources_count_at_registration() {
         true,
     )
     .unwrap();
-    assert_eq!(a.available(&aid("s1")).unwrap(), &res("cpus:1;mem:512"));
+    assert_eq!(a.available(&aid("s1")).unwrap(), res("cpus:1;mem:512"));
     let o = one(a.allocate(t(0.0)));
     assert_eq!(o.resources, res("cpus:1;mem:512").allocate("r"));
     // The master recovers the used part when the task ends.
     a.recover_resources(t(1.0), &fid("f1"), &aid("s1"), &res("cpus:3;mem:512").allocate("r"), None)
         .unwrap();
-    assert_eq!(a.available(&aid("s1")).unwrap(), &res("cpus:3;mem:512"));
+    assert_eq!(a.available(&aid("s1")).unwrap(), res("cpus:3;mem:512"));
 }
 
 #[test]

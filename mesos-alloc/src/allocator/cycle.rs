@@ -14,10 +14,10 @@
 use std::collections::HashMap;
 
 use mesos_core::allocator::Allocation;
-use mesos_core::resources::{Name, Resources, Value};
 use mesos_core::time::Time;
 use rand::seq::SliceRandom;
 
+use super::bag::Bag;
 use super::qty::{self, Qty};
 use super::HierarchicalAllocator;
 use crate::hash::FxHashMap;
@@ -232,6 +232,7 @@ impl HierarchicalAllocator {
     }
 
     /// Runs one stage on one agent; returns whether anything was offered.
+    #[allow(clippy::too_many_arguments)]
     fn serve_agent(
         &mut self,
         now: Time,
@@ -303,8 +304,14 @@ impl HierarchicalAllocator {
             };
             sorter.prepare();
             let role_name = role.name.clone();
-            // What this role could get here, recomputed after each offer on this agent.
-            let mut cache: Option<(u64, Resources, Qty, Resources, Qty)> = None;
+            let role_arc = role.arc.clone();
+            // Without reservations, limits or headroom to keep, the role may have the whole
+            // agent: no copy is made until an offer is.
+            let whole = !stage1
+                && !agent.has_reservations
+                && entry.is_none_or(|i| book.entries[i].limits.is_none())
+                && book.required_headroom.is_empty();
+            let mut cache: Option<Cached> = None;
             for fc in sorter.order() {
                 let Some(&f) = roles[r as usize]
                     .as_ref()
@@ -315,26 +322,39 @@ impl HierarchicalAllocator {
                 let Some(fw) = frameworks.get(f as usize).and_then(Option::as_ref) else {
                     continue;
                 };
-                if cache.as_ref().is_none_or(|c| c.0 != agent.gen) {
-                    let avail = if agent.has_reservations {
-                        agent.available.allocatable_to(&role_name)
+                if cache.as_ref().is_none_or(|c| c.gen != agent.gen) {
+                    cache = Some(if whole {
+                        let q = agent.available.quantities();
+                        Cached {
+                            gen: agent.gen,
+                            avail_empty: agent.available.is_empty(),
+                            avail_q: q.clone(),
+                            offer: None,
+                            offer_q: q,
+                        }
                     } else {
-                        agent.available.clone()
-                    };
-                    let avail_q = qty::all_quantities(&avail);
-                    let to_offer = if stage1 {
-                        let i = entry.unwrap_or(0);
-                        Self::quota_offer(&avail, &book.entries[i], book)
-                    } else {
-                        Self::fair_offer(&avail, entry.map(|i| &book.entries[i]), book)
-                    };
-                    let offer_q = qty::all_quantities(&to_offer);
-                    cache = Some((agent.gen, avail, avail_q, to_offer, offer_q));
+                        let avail = if agent.has_reservations {
+                            agent.available.allocatable_to(&role_name)
+                        } else {
+                            agent.available.clone()
+                        };
+                        let offer = if stage1 {
+                            let i = entry.unwrap_or(0);
+                            Self::quota_offer(&avail, &book.entries[i], book)
+                        } else {
+                            Self::fair_offer(&avail, entry.map(|i| &book.entries[i]), book)
+                        };
+                        Cached {
+                            gen: agent.gen,
+                            avail_empty: avail.is_empty(),
+                            avail_q: avail.quantities(),
+                            offer_q: offer.quantities(),
+                            offer: Some(offer),
+                        }
+                    });
                 }
-                let Some((_, avail, avail_q, to_offer, offer_q)) = cache.as_ref() else {
-                    continue;
-                };
-                if avail.is_empty() {
+                let Some(c) = cache.as_ref() else { continue };
+                if c.avail_empty {
                     break;
                 }
                 if config.filter_gpu_resources && agent.has_gpus && !fw.gpu_capable {
@@ -347,9 +367,10 @@ impl HierarchicalAllocator {
                     .min_allocatable
                     .as_deref()
                     .unwrap_or(min_allocatable.as_slice());
-                if !allocatable(avail_q, mins) || !allocatable(offer_q, mins) {
+                if !allocatable(&c.avail_q, mins) || !allocatable(&c.offer_q, mins) {
                     continue;
                 }
+                let to_offer = c.offer.as_ref().unwrap_or(&agent.available);
                 if let Some(filters) = fw.filters.get(&a) {
                     if filters
                         .iter()
@@ -359,30 +380,18 @@ impl HierarchicalAllocator {
                     }
                 }
                 // Offer.
-                let to_offer = to_offer.clone();
-                let q = qty::scalars(&to_offer);
-                let uq = qty::unreserved_scalars(&to_offer);
-                let allocated = to_offer.allocate(&role_name);
-                if to_offer == agent.available {
-                    agent.available = Resources::new();
-                } else {
-                    agent.available -= &to_offer;
-                }
-                agent.gen += 1;
-                let new_entry = match agent
-                    .allocations
-                    .iter_mut()
-                    .find(|(x, y, _)| *x == f && *y == r)
-                {
-                    Some((_, _, existing)) => {
-                        *existing += &allocated;
-                        false
-                    }
-                    None => {
-                        agent.allocations.push((f, r, allocated.clone()));
-                        true
+                let offered = match &c.offer {
+                    None => std::mem::take(&mut agent.available),
+                    Some(o) => {
+                        agent.available.sub(o);
+                        o.clone()
                     }
                 };
+                agent.gen += 1;
+                let q = offered.scalar_quantities();
+                let uq = offered.unreserved_scalar_quantities();
+                let resources = offered.to_resources(Some(&role_arc));
+                let new_entry = super::hold(&mut agent.allocations, f, r, offered);
                 let fw_client = fw.roles[fr].client;
                 let fw_id = fw.id.clone();
                 if new_entry {
@@ -401,7 +410,7 @@ impl HierarchicalAllocator {
                     q,
                 });
                 match offer_at.get(&(f, r, a)) {
-                    Some(&i) => offers[i].resources += allocated,
+                    Some(&i) => offers[i].resources += resources,
                     None => {
                         if stage1 || !offer_at.is_empty() {
                             offer_at.insert((f, r, a), offers.len());
@@ -410,7 +419,7 @@ impl HierarchicalAllocator {
                             framework: fw_id,
                             role: role_name.clone(),
                             agent: agent.id.clone(),
-                            resources: allocated,
+                            resources,
                         });
                     }
                 }
@@ -430,93 +439,60 @@ impl HierarchicalAllocator {
     }
 
     /// Stage 1: unmet guarantees first, then what limits and spare headroom allow.
-    fn quota_offer(avail: &Resources, e: &QuotaEntry, book: &QuotaBook) -> Resources {
-        let unreserved_scalars =
-            avail.filter(|r| r.is_unreserved() && matches!(r.value, Value::Scalar(_)));
-        let guaranteed = qty::shrink(&unreserved_scalars, &e.unsatisfied(), false);
+    fn quota_offer(avail: &Bag, e: &QuotaEntry, book: &QuotaBook) -> Bag {
+        let (unreserved_scalars, other) = avail.split_unreserved_scalars();
+        let guaranteed = unreserved_scalars.shrink(&e.unsatisfied(), false);
         if guaranteed.is_empty() {
-            return Resources::new();
+            return Bag::default();
         }
         let mut offer = guaranteed.clone();
-        offer += avail.filter(|r| !r.is_unreserved() || !matches!(r.value, Value::Scalar(_)));
-        let rest = &unreserved_scalars - &guaranteed;
+        offer.add(&other);
+        let mut rest = unreserved_scalars;
+        rest.sub(&guaranteed);
         let mut extra = match e.limit_room() {
             Some(mut room) => {
-                qty::sub_all(&mut room, &qty::scalars(&guaranteed));
-                // Names the limits mention but that ran out must stay at zero.
-                let mut full = room.clone();
-                if let Some(l) = &e.limits {
-                    for (n, _) in l {
-                        if qty::get(&full, n) == 0 {
-                            full.push((n.clone(), 0));
-                        }
-                    }
+                let given = guaranteed.scalar_quantities();
+                for (n, v) in &mut room {
+                    *v = (*v - qty::get(&given, n)).max(0);
                 }
-                qty_shrink_limits(&rest, &full)
+                rest.shrink(&room, true)
             }
             None => rest,
         };
         let mut surplus = book.available_headroom.clone();
         qty::sub_all(&mut surplus, &book.required_headroom);
-        extra = qty::shrink(&extra, &surplus, false);
-        offer += extra;
+        extra = extra.shrink(&surplus, false);
+        offer.add(&extra);
         offer
     }
 
     /// Stage 2: everything the role may have here, within its limits and the headroom that
     /// unmet guarantees elsewhere still need.
-    fn fair_offer(avail: &Resources, e: Option<&QuotaEntry>, book: &QuotaBook) -> Resources {
+    fn fair_offer(avail: &Bag, e: Option<&QuotaEntry>, book: &QuotaBook) -> Bag {
         let limited = e.is_some_and(|e| e.limits.is_some());
         if !limited && book.required_headroom.is_empty() {
             return avail.clone();
         }
-        let unreserved_scalars =
-            avail.filter(|r| r.is_unreserved() && matches!(r.value, Value::Scalar(_)));
-        let mut offer =
-            avail.filter(|r| !r.is_unreserved() || !matches!(r.value, Value::Scalar(_)));
-        let mut scalars = unreserved_scalars;
-        if let Some(e) = e {
-            if let (Some(room), Some(l)) = (e.limit_room(), &e.limits) {
-                let mut full = room;
-                for (n, _) in l {
-                    if qty::get(&full, n) == 0 && !full.iter().any(|(m, _)| m == n) {
-                        full.push((n.clone(), 0));
-                    }
-                }
-                scalars = qty_shrink_limits(&scalars, &full);
-            }
+        let (mut scalars, mut offer) = avail.split_unreserved_scalars();
+        if let Some(room) = e.and_then(QuotaEntry::limit_room) {
+            scalars = scalars.shrink(&room, true);
         }
         if !book.required_headroom.is_empty() {
             let mut surplus = book.available_headroom.clone();
             qty::sub_all(&mut surplus, &book.required_headroom);
-            scalars = qty::shrink(&scalars, &surplus, false);
+            scalars = scalars.shrink(&surplus, false);
         }
-        offer += scalars;
+        offer.add(&scalars);
         offer
     }
 }
 
-/// Shrinks to limits given as (name, room) including zero rooms; absent names are unlimited.
-fn qty_shrink_limits(r: &Resources, room: &[(Name, i64)]) -> Resources {
-    let mut left: Vec<(Name, i64)> = room.to_vec();
-    let mut out = Resources::new();
-    for e in r {
-        let Value::Scalar(s) = &e.value else {
-            out.add_resource(e);
-            continue;
-        };
-        match left.iter_mut().find(|(n, _)| *n == e.name) {
-            None => out.add_resource(e),
-            Some(slot) => {
-                let take = s.millis().min(slot.1);
-                if take > 0 {
-                    slot.1 -= take;
-                    let mut piece = e.clone();
-                    piece.value = Value::Scalar(mesos_core::resources::Scalar::from_millis(take));
-                    out.push(piece);
-                }
-            }
-        }
-    }
-    out
+/// What a role could get on the agent being served, valid while the agent's `gen` holds.
+struct Cached {
+    gen: u64,
+    avail_empty: bool,
+    avail_q: Qty,
+    /// `None`: the whole of the agent's available resources.
+    offer: Option<Bag>,
+    offer_q: Qty,
 }

@@ -12,6 +12,7 @@
 //! candidate agents in an order drawn from the seeded rng, and returns coarse-grained offers:
 //! one `Allocation` per (framework, role, agent).
 
+mod bag;
 mod cycle;
 mod qty;
 mod state;
@@ -32,6 +33,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::sorter::{AnySorter, SorterKind};
 
+use self::bag::Bag;
 use self::qty::Qty;
 use self::state::{AgentState, FrameworkState, FwRole, OfferFilter, RoleState};
 
@@ -222,15 +224,19 @@ impl HierarchicalAllocator {
     }
 
     /// What an agent has not offered or allocated, `None` for an unknown agent.
-    pub fn available(&self, agent: &AgentId) -> Option<&Resources> {
+    pub fn available(&self, agent: &AgentId) -> Option<Resources> {
         let a = self.agent(agent).ok()?;
-        Some(&a.available)
+        Some(a.available.to_resources(None))
     }
 
     /// An agent's total.
-    pub fn total(&self, agent: &AgentId) -> Option<&Resources> {
+    pub fn total(&self, agent: &AgentId) -> Option<Resources> {
         let a = self.agent(agent).ok()?;
-        Some(&a.total)
+        let mut total = a.available.clone();
+        for (_, _, held) in &a.allocations {
+            total.add(held);
+        }
+        Some(total.to_resources(None))
     }
 
     /// Everything offered or allocated on an agent, per (framework, role).
@@ -243,7 +249,7 @@ impl HierarchicalAllocator {
             .filter_map(|(f, r, res)| {
                 let fw = self.frameworks[*f as usize].as_ref()?;
                 let role = self.roles[*r as usize].as_ref()?;
-                Some((fw.id.clone(), role.name.clone(), res.clone()))
+                Some((fw.id.clone(), role.name.clone(), res.to_resources(Some(&role.arc))))
             })
             .collect()
     }
@@ -555,16 +561,13 @@ impl HierarchicalAllocator {
         let i = self.track(f, role);
         let r = self.fw(f).roles[i].role;
         self.fw_mut(f).roles[i].allocations += 1;
-        let unalloc = res.unallocate();
-        let q = qty::scalars(&unalloc);
-        let uq = qty::unreserved_scalars(&unalloc);
+        let bag = Bag::from_resources(&res);
+        let q = bag.scalar_quantities();
+        let uq = bag.unreserved_scalar_quantities();
         let agent = self.agents[a as usize].as_mut().expect("live agent");
-        agent.available -= &unalloc;
+        agent.available.sub(&bag);
         agent.gen += 1;
-        match agent.allocations.iter_mut().find(|(x, y, _)| *x == f && *y == r) {
-            Some((_, _, existing)) => *existing += res,
-            None => agent.allocations.push((f, r, res)),
-        }
+        hold(&mut agent.allocations, f, r, bag);
         let rs = self.roles[r as usize].as_mut().expect("live role");
         qty::add_all(&mut rs.allocated_unreserved, &uq);
         qty::add_all(&mut rs.allocated_all, &q);
@@ -577,13 +580,14 @@ impl HierarchicalAllocator {
     }
 
     /// Checks that `f` holds every resource of `res` on agent `a`.
-    fn check_held(&self, f: u32, a: u32, res: &Resources) -> Result<Vec<(u32, Resources)>, AllocatorError> {
+    fn check_held(&self, f: u32, a: u32, res: &Resources) -> Result<Vec<(u32, Bag)>, AllocatorError> {
         let fw = self.fw(f);
         let agent = self.agents[a as usize].as_ref().expect("live agent");
         let names: Vec<String> = fw.roles.iter().map(|e| e.name.clone()).collect();
         let groups = Self::group_by_role(&names, res)?;
         let mut out = Vec::new();
         for (role, part) in groups {
+            let part = Bag::from_resources(&part);
             let held = fw
                 .roles
                 .iter()
@@ -609,16 +613,15 @@ impl HierarchicalAllocator {
     }
 
     /// Returns `part` (allocated to role slot `r`) of `f` on `a` to the agent.
-    fn remove_allocation(&mut self, f: u32, r: u32, a: u32, part: &Resources) {
-        let unalloc = part.unallocate();
-        let q = qty::scalars(&unalloc);
-        let uq = qty::unreserved_scalars(&unalloc);
+    fn remove_allocation(&mut self, f: u32, r: u32, a: u32, part: &Bag) {
+        let q = part.scalar_quantities();
+        let uq = part.unreserved_scalar_quantities();
         let agent = self.agents[a as usize].as_mut().expect("live agent");
-        agent.available += &unalloc;
+        agent.available.add(part);
         agent.gen += 1;
         let mut emptied = false;
         if let Some(pos) = agent.allocations.iter().position(|(x, y, _)| *x == f && *y == r) {
-            agent.allocations[pos].2 -= part;
+            agent.allocations[pos].2.sub(part);
             if agent.allocations[pos].2.is_empty() {
                 agent.allocations.swap_remove(pos);
                 emptied = true;
@@ -648,7 +651,7 @@ impl HierarchicalAllocator {
         }
     }
 
-    fn add_filter(&mut self, now: Time, f: u32, a: u32, r: u32, refused: Resources, timeout: Duration) {
+    fn add_filter(&mut self, now: Time, f: u32, a: u32, r: u32, refused: Bag, timeout: Duration) {
         let expires = now + timeout;
         let agent = self.agents[a as usize].as_mut().expect("live agent");
         // Declines of the same offer repeat the same resources: share one copy.
@@ -718,12 +721,12 @@ impl Allocator for HierarchicalAllocator {
             let a = self.agent_idx(agent)?;
             let groups = Self::group_by_role(&spec.roles, res)?;
             let avail = &self.agents[a as usize].as_ref().expect("live agent").available;
-            let mut want = Resources::new();
+            let mut want = Bag::default();
             for (role, part) in &groups {
                 if !spec.roles.contains(role) {
                     return Err(AllocatorError::UnknownRole(role.clone()));
                 }
-                want += part.unallocate();
+                want.add(&Bag::from_resources(part));
             }
             if !avail.contains(&want) {
                 return Err(AllocatorError::ExceedsAgent {
@@ -861,15 +864,9 @@ impl Allocator for HierarchicalAllocator {
             });
         }
         let state = AgentState::new(agent.clone(), spec);
-        qty::add_all(&mut self.cluster_total, &qty::scalars(&state.total));
-        for e in &state.total {
-            if let (false, mesos_core::resources::Value::Scalar(s)) = (e.is_unreserved(), &e.value) {
-                let entry = self
-                    .reserved_by_role
-                    .entry(e.reservation_role().to_string())
-                    .or_default();
-                qty::add(entry, &e.name, s.millis());
-            }
+        qty::add_all(&mut self.cluster_total, &state.available.scalar_quantities());
+        for (role, name, v) in state.available.reserved_scalars() {
+            qty::add(self.reserved_by_role.entry(role).or_default(), &name, v);
         }
         self.total_version += 1;
         let a = match self.free_agents.pop() {
@@ -895,7 +892,7 @@ impl Allocator for HierarchicalAllocator {
 
     fn remove_agent(&mut self, agent: &AgentId) -> Result<(), AllocatorError> {
         let a = self.agent_idx(agent)?;
-        let held: Vec<(u32, u32, Resources)> = self.agents[a as usize]
+        let held: Vec<(u32, u32, Bag)> = self.agents[a as usize]
             .as_ref()
             .expect("live agent")
             .allocations
@@ -906,13 +903,12 @@ impl Allocator for HierarchicalAllocator {
         for fw in self.frameworks.iter_mut().flatten() {
             fw.filters.remove(&a);
         }
+        // Everything is back in `available`: it is the total now.
         let state = self.agents[a as usize].take().expect("live agent");
-        qty::sub_all(&mut self.cluster_total, &qty::scalars(&state.total));
-        for e in &state.total {
-            if let (false, mesos_core::resources::Value::Scalar(s)) = (e.is_unreserved(), &e.value) {
-                if let Some(entry) = self.reserved_by_role.get_mut(e.reservation_role()) {
-                    qty::sub_all(entry, &vec![(e.name.clone(), s.millis())]);
-                }
+        qty::sub_all(&mut self.cluster_total, &state.available.scalar_quantities());
+        for (role, name, v) in state.available.reserved_scalars() {
+            if let Some(entry) = self.reserved_by_role.get_mut(&role) {
+                qty::sub_all(entry, &vec![(name, v)]);
             }
         }
         self.total_version += 1;
@@ -955,7 +951,7 @@ impl Allocator for HierarchicalAllocator {
                     let timeout = d.max(self.config.allocation_interval).min(MAX_REFUSE);
                     let fw_role_live = self.fw(f).roles.iter().any(|e| e.role == r);
                     if fw_role_live {
-                        self.add_filter(now, f, a, r, part.unallocate(), timeout);
+                        self.add_filter(now, f, a, r, part.clone(), timeout);
                     }
                 }
             }
@@ -1091,5 +1087,22 @@ impl HierarchicalAllocator {
                     .ok_or_else(|| AllocatorError::UnknownRole(name.clone()))
             })
             .collect()
+    }
+}
+
+/// Adds `bag` to the (framework, role) entry of an agent's allocations. A new entry's vector
+/// grows one slot at a time: most agents hold one or two entries, and the default growth
+/// (four slots) would double their memory.
+pub(crate) fn hold(allocations: &mut Vec<(u32, u32, Bag)>, f: u32, r: u32, bag: Bag) -> bool {
+    match allocations.iter_mut().find(|(x, y, _)| *x == f && *y == r) {
+        Some((_, _, existing)) => {
+            existing.add(&bag);
+            false
+        }
+        None => {
+            allocations.reserve_exact(1);
+            allocations.push((f, r, bag));
+            true
+        }
     }
 }

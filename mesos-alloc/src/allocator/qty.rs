@@ -3,7 +3,7 @@
 //! `Vec<(Name, i64)>` in thousandths: clusters have a handful of scalar names, so a linear
 //! scan beats any map, and none of these values ever leaves the allocator.
 
-use mesos_core::resources::{Name, ResourceQuantities, Resource, Resources, Scalar, Value};
+use mesos_core::resources::{Name, ResourceQuantities};
 
 pub(crate) type Qty = Vec<(Name, i64)>;
 
@@ -45,64 +45,4 @@ pub(crate) fn from_rq(rq: &ResourceQuantities) -> Qty {
         .filter(|(_, s)| s.millis() > 0)
         .map(|(n, s)| (n.clone(), s.millis()))
         .collect()
-}
-
-/// Quantities of every entry (ranges count values, sets count items), as min-allocatable
-/// checks compare them.
-pub(crate) fn all_quantities(r: &Resources) -> Qty {
-    let mut q = Qty::with_capacity(4);
-    for e in r {
-        add(&mut q, &e.name, e.value.quantity().millis());
-    }
-    q
-}
-
-/// Scalar quantities only.
-pub(crate) fn scalars(r: &Resources) -> Qty {
-    let mut q = Qty::with_capacity(4);
-    for e in r {
-        if let Value::Scalar(s) = &e.value {
-            add(&mut q, &e.name, s.millis());
-        }
-    }
-    q
-}
-
-/// Unreserved scalar quantities only (what quota and headroom count as "consumed").
-pub(crate) fn unreserved_scalars(r: &Resources) -> Qty {
-    let mut q = Qty::with_capacity(4);
-    for e in r {
-        if let (true, Value::Scalar(s)) = (e.is_unreserved(), &e.value) {
-            add(&mut q, &e.name, s.millis());
-        }
-    }
-    q
-}
-
-/// Shrinks scalar entries to `target` per name (Mesos' `shrinkResources`, without its
-/// shuffle: entries are taken in order). A name absent from `target` counts as zero, or as
-/// unlimited when `absent_unlimited` (limits).
-pub(crate) fn shrink(r: &Resources, target: &Qty, absent_unlimited: bool) -> Resources {
-    let mut left = target.clone();
-    let mut out = Resources::new();
-    for e in r {
-        let Value::Scalar(s) = &e.value else {
-            continue;
-        };
-        let Some(slot) = left.iter_mut().find(|(n, _)| *n == e.name) else {
-            if absent_unlimited {
-                out.add_resource(e);
-            }
-            continue;
-        };
-        let take = s.millis().min(slot.1);
-        if take <= 0 {
-            continue;
-        }
-        slot.1 -= take;
-        let mut piece: Resource = e.clone();
-        piece.value = Value::Scalar(Scalar::from_millis(take));
-        out.push(piece);
-    }
-    out
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use mesos_core::allocator::AgentSpec;
 use mesos_core::attributes::Attributes;
 use mesos_core::ids::{AgentId, FrameworkId};
-use mesos_core::resources::{Name, Resources};
 use mesos_core::time::Time;
 
+use super::bag::Bag;
 use super::qty::Qty;
 use crate::hash::FxHashMap;
 use crate::sorter::ClientId;
@@ -20,11 +20,11 @@ pub(crate) struct AgentState {
     pub(crate) hostname: String,
     #[allow(dead_code)]
     pub(crate) attributes: Attributes,
-    pub(crate) total: Resources,
-    /// `total` minus everything offered or allocated, unallocated form.
-    pub(crate) available: Resources,
-    /// Offered or used resources per (framework slot, role slot), allocated form.
-    pub(crate) allocations: Vec<(u32, u32, Resources)>,
+    /// What is neither offered nor allocated. (The total is `available` plus every
+    /// allocation; it is not stored twice.)
+    pub(crate) available: Bag,
+    /// Offered or used resources per (framework slot, role slot).
+    pub(crate) allocations: Vec<(u32, u32, Bag)>,
     pub(crate) active: bool,
     pub(crate) has_gpus: bool,
     /// True when any entry of the total is reserved: the quick path skips role filtering.
@@ -37,23 +37,23 @@ pub(crate) struct AgentState {
     /// `(gen, epoch)` of the last cycle that found nothing to offer here.
     pub(crate) idle_memo: Option<(u64, u64)>,
     /// The last refused resources, shared by the filters that refuse the same thing.
-    pub(crate) last_refused: Option<Arc<Resources>>,
+    pub(crate) last_refused: Option<Arc<Bag>>,
 }
 
 impl AgentState {
     pub(crate) fn new(id: AgentId, spec: AgentSpec) -> Self {
-        let total = spec.total.unallocate();
-        let has_gpus = total.iter().any(|r| r.name == Name::Gpus);
-        let has_reservations = total.iter().any(|r| !r.is_unreserved());
-        let has_non_scalars = total
+        let available = Bag::from_resources(&spec.total);
+        let has_gpus = spec
+            .total
             .iter()
-            .any(|r| !matches!(r.value, mesos_core::resources::Value::Scalar(_)));
+            .any(|r| r.name == mesos_core::resources::Name::Gpus);
+        let has_reservations = available.has_reserved();
+        let has_non_scalars = available.has_non_scalars();
         AgentState {
             id,
             hostname: spec.hostname,
             attributes: spec.attributes,
-            available: total.clone(),
-            total,
+            available,
             allocations: Vec::new(),
             active: true,
             has_gpus,
@@ -71,7 +71,7 @@ impl AgentState {
 #[derive(Debug)]
 pub(crate) struct OfferFilter {
     pub(crate) role: u32,
-    pub(crate) refused: Arc<Resources>,
+    pub(crate) refused: Arc<Bag>,
     pub(crate) expires: Time,
 }
 
@@ -116,6 +116,8 @@ impl FrameworkState {
 #[derive(Debug)]
 pub(crate) struct RoleState {
     pub(crate) name: String,
+    /// The name shared by every resource allocated to the role.
+    pub(crate) arc: Arc<str>,
     /// The top-level role (`a` for `a/b/c`), where quota lives.
     pub(crate) top: String,
     pub(crate) client: ClientId,
@@ -132,6 +134,7 @@ impl RoleState {
     pub(crate) fn new(name: String, client: ClientId) -> Self {
         let top = name.split('/').next().unwrap_or("").to_string();
         RoleState {
+            arc: Arc::from(name.as_str()),
             name,
             top,
             client,

@@ -1,0 +1,289 @@
+//! `Bag`: the allocator's compact form of unallocated resources.
+//!
+//! `mesos_core::resources::Resources` is a list of general entries (96 bytes each, with
+//! reservation stacks and allocation roles); agents are mostly made of a few unreserved
+//! scalars and one `ports` range list. A `Bag` keeps those in fixed slots (`[i64; 4]` for
+//! cpus, mem, disk, gpus and one [`Ranges`] for ports) and everything else (reservations,
+//! other names, sets) in a `Resources` remainder, so the hot paths of a cycle are integer
+//! arithmetic and the per-agent state stays small. Conversions to and from `Resources` happen
+//! at the API boundary only.
+
+use std::sync::Arc;
+
+use mesos_core::resources::{Name, Ranges, Resource, Resources, Scalar, Value};
+
+use super::qty::{self, Qty};
+
+/// The names with a fixed slot.
+const SLOTS: [Name; 4] = [Name::Cpus, Name::Mem, Name::Disk, Name::Gpus];
+
+fn slot(name: &Name) -> Option<usize> {
+    match name {
+        Name::Cpus => Some(0),
+        Name::Mem => Some(1),
+        Name::Disk => Some(2),
+        Name::Gpus => Some(3),
+        _ => None,
+    }
+}
+
+/// Unallocated resources; see the module documentation.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Bag {
+    /// Unreserved cpus, mem, disk, gpus, in thousandths.
+    scalars: [i64; 4],
+    /// Unreserved `ports`.
+    ports: Ranges,
+    /// Everything else, unallocated.
+    rest: Resources,
+}
+
+impl PartialEq for Bag {
+    fn eq(&self, other: &Bag) -> bool {
+        self.scalars == other.scalars && self.ports == other.ports && self.rest == other.rest
+    }
+}
+
+impl Bag {
+    /// From resources in any allocation state (the allocation role is dropped).
+    pub(crate) fn from_resources(r: &Resources) -> Bag {
+        let mut bag = Bag::default();
+        for e in r {
+            bag.push(e);
+        }
+        bag
+    }
+
+    fn push(&mut self, e: &Resource) {
+        if e.is_unreserved() {
+            match (&e.value, slot(&e.name)) {
+                (Value::Scalar(s), Some(i)) => {
+                    self.scalars[i] += s.millis();
+                    return;
+                }
+                (Value::Ranges(r), _) if e.name == Name::Ports => {
+                    self.ports.add(r);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        if e.allocation_role.is_some() {
+            let mut e = e.clone();
+            e.allocation_role = None;
+            self.rest.push(e);
+        } else {
+            self.rest.add_resource(e);
+        }
+    }
+
+    /// As `Resources`, allocated to `role` when given.
+    pub(crate) fn to_resources(&self, role: Option<&Arc<str>>) -> Resources {
+        let mut out = Resources::new();
+        let tag = |mut r: Resource| {
+            r.allocation_role = role.cloned();
+            r
+        };
+        for (i, v) in self.scalars.iter().enumerate() {
+            if *v > 0 {
+                out.push(tag(Resource::new(
+                    SLOTS[i].clone(),
+                    Value::Scalar(Scalar::from_millis(*v)),
+                )));
+            }
+        }
+        if !self.ports.is_empty() {
+            out.push(tag(Resource::ranges(Name::Ports, self.ports.clone())));
+        }
+        for e in &self.rest {
+            out.push(tag(e.clone()));
+        }
+        out
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.scalars.iter().all(|v| *v <= 0) && self.ports.is_empty() && self.rest.is_empty()
+    }
+
+    pub(crate) fn add(&mut self, other: &Bag) {
+        for (a, b) in self.scalars.iter_mut().zip(other.scalars) {
+            *a += b;
+        }
+        if !other.ports.is_empty() {
+            self.ports.add(&other.ports);
+        }
+        if !other.rest.is_empty() {
+            self.rest += &other.rest;
+        }
+    }
+
+    /// Subtracts, dropping what goes to zero or below (as `Resources` does).
+    pub(crate) fn sub(&mut self, other: &Bag) {
+        for (a, b) in self.scalars.iter_mut().zip(other.scalars) {
+            *a = (*a - b).max(0);
+        }
+        if !other.ports.is_empty() {
+            self.ports.subtract(&other.ports);
+        }
+        if !other.rest.is_empty() {
+            self.rest -= &other.rest;
+        }
+    }
+
+    pub(crate) fn contains(&self, other: &Bag) -> bool {
+        self.scalars
+            .iter()
+            .zip(other.scalars)
+            .all(|(a, b)| *a >= b)
+            && self.ports.contains(&other.ports)
+            && self.rest.contains(&other.rest)
+    }
+
+    /// True when something is reserved (then what a role may have depends on the role).
+    pub(crate) fn has_reserved(&self) -> bool {
+        self.rest.iter().any(|r| !r.is_unreserved())
+    }
+
+    /// True when ranges or sets are present.
+    pub(crate) fn has_non_scalars(&self) -> bool {
+        !self.ports.is_empty()
+            || self
+                .rest
+                .iter()
+                .any(|r| !matches!(r.value, Value::Scalar(_)))
+    }
+
+    /// The part `role` may be offered: everything unreserved, and reservations to the role or
+    /// its ancestors.
+    pub(crate) fn allocatable_to(&self, role: &str) -> Bag {
+        Bag {
+            scalars: self.scalars,
+            ports: self.ports.clone(),
+            rest: self.rest.allocatable_to(role),
+        }
+    }
+
+    /// Quantities of everything (ranges count values, sets items): min-allocatable checks.
+    pub(crate) fn quantities(&self) -> Qty {
+        let mut q = Qty::with_capacity(5);
+        for (i, v) in self.scalars.iter().enumerate() {
+            if *v > 0 {
+                q.push((SLOTS[i].clone(), *v));
+            }
+        }
+        if !self.ports.is_empty() {
+            let n = i64::try_from(self.ports.count()).unwrap_or(i64::MAX / 1000);
+            q.push((Name::Ports, n.saturating_mul(1000)));
+        }
+        for e in &self.rest {
+            qty::add(&mut q, &e.name, e.value.quantity().millis());
+        }
+        q
+    }
+
+    /// Scalar quantities (reserved included): what sorters count.
+    pub(crate) fn scalar_quantities(&self) -> Qty {
+        let mut q = Qty::with_capacity(4);
+        for (i, v) in self.scalars.iter().enumerate() {
+            if *v > 0 {
+                q.push((SLOTS[i].clone(), *v));
+            }
+        }
+        for e in &self.rest {
+            if let Value::Scalar(s) = &e.value {
+                qty::add(&mut q, &e.name, s.millis());
+            }
+        }
+        q
+    }
+
+    /// Unreserved scalar quantities: what quota counts as consumed.
+    pub(crate) fn unreserved_scalar_quantities(&self) -> Qty {
+        let mut q = Qty::with_capacity(4);
+        for (i, v) in self.scalars.iter().enumerate() {
+            if *v > 0 {
+                q.push((SLOTS[i].clone(), *v));
+            }
+        }
+        for e in &self.rest {
+            if let (true, Value::Scalar(s)) = (e.is_unreserved(), &e.value) {
+                qty::add(&mut q, &e.name, s.millis());
+            }
+        }
+        q
+    }
+
+    /// Scalars reserved to each role: `(role, name, amount)`.
+    pub(crate) fn reserved_scalars(&self) -> Vec<(String, Name, i64)> {
+        self.rest
+            .iter()
+            .filter_map(|e| match (&e.value, e.is_unreserved()) {
+                (Value::Scalar(s), false) => {
+                    Some((e.reservation_role().to_string(), e.name.clone(), s.millis()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Splits into (unreserved scalars, everything else).
+    pub(crate) fn split_unreserved_scalars(&self) -> (Bag, Bag) {
+        let mut scalars = Bag {
+            scalars: self.scalars,
+            ..Bag::default()
+        };
+        let mut other = Bag {
+            ports: self.ports.clone(),
+            ..Bag::default()
+        };
+        for e in &self.rest {
+            if e.is_unreserved() && matches!(e.value, Value::Scalar(_)) {
+                scalars.rest.add_resource(e);
+            } else {
+                other.rest.add_resource(e);
+            }
+        }
+        (scalars, other)
+    }
+
+    /// Shrinks scalars to `target` per name (Mesos' `shrinkResources`, taking entries in
+    /// order). A name absent from `target` counts as zero, or as unlimited when
+    /// `absent_unlimited`. Non-scalars are kept.
+    pub(crate) fn shrink(&self, target: &Qty, absent_unlimited: bool) -> Bag {
+        let mut left = target.clone();
+        let mut take = |name: &Name, v: i64| -> i64 {
+            match left.iter_mut().find(|(n, _)| n == name) {
+                Some(slot) => {
+                    let t = v.min(slot.1).max(0);
+                    slot.1 -= t;
+                    t
+                }
+                None if absent_unlimited => v,
+                None => 0,
+            }
+        };
+        let mut out = Bag {
+            ports: self.ports.clone(),
+            ..Bag::default()
+        };
+        for i in 0..4 {
+            if self.scalars[i] > 0 {
+                out.scalars[i] = take(&SLOTS[i], self.scalars[i]);
+            }
+        }
+        for e in &self.rest {
+            match &e.value {
+                Value::Scalar(s) => {
+                    let t = take(&e.name, s.millis());
+                    if t > 0 {
+                        let mut piece = e.clone();
+                        piece.value = Value::Scalar(Scalar::from_millis(t));
+                        out.rest.push(piece);
+                    }
+                }
+                _ => out.rest.add_resource(e),
+            }
+        }
+        out
+    }
+}
