@@ -274,3 +274,34 @@ async fn killed_agent_tasks_become_unreachable_and_a_restart_recovers_them() {
     let _ = tokio::time::timeout(WAIT, master).await;
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn the_binary_refuses_a_zookeeper_master_with_a_clear_error() {
+    let dir = work_dir();
+    let out = Command::new(env!("CARGO_BIN_EXE_mesos-agent"))
+        .env("MESOS_MASTER", "zk://127.0.0.1:2181/mesos")
+        .env("MESOS_WORK_DIR", &dir)
+        .env("MESOS_PORT", "0")
+        .env("MESOS_IP", "127.0.0.1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ZooKeeper detection comes with the HA issue"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_mesos-agent"))
+        .env("MESOS_MASTER", "127.0.0.1:1")
+        .env("MESOS_WORK_DIR", &dir)
+        .env("MESOS_PORT", "0")
+        .env("MESOS_CONTAINERIZERS", "mesos,rkt")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown containerizer `rkt`"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
