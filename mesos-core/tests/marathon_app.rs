@@ -128,6 +128,12 @@ fn every_violation_is_listed_with_its_path() {
         ["GROUP BY must define an integer value or else no value at all"]
     );
     assert_eq!(err.errors_at("/instances"), ["error.expected.int"]);
+    assert_eq!(err.errors_at("/cpus"), ["got -1.0, expected 0.0 or more"]);
+    assert_eq!(err.errors_at("/mem"), ["error.expected.jsnumber"]);
+    assert_eq!(
+        err.errors_at("/upgradeStrategy/minimumHealthCapacity"),
+        ["got 1.5, expected between 0.0 and 1.0"]
+    );
     assert_eq!(
         err.errors_at("/container"),
         ["cannot specify both portMappings and docker.portMappings"]

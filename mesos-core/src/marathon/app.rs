@@ -434,7 +434,10 @@ impl AppDefinition {
         }
         for (key, v) in [("cpus", self.cpus), ("mem", self.mem), ("disk", self.disk)] {
             if v.is_nan() || v < 0.0 || v.is_infinite() {
-                e.push(format!("/{key}"), format!("got {v}, expected 0.0 or more"));
+                e.push(
+                    format!("/{key}"),
+                    format!("got {}, expected 0.0 or more", java_double(v)),
+                );
             }
         }
         if let Some(c) = &self.container {
@@ -517,7 +520,7 @@ impl AppDefinition {
             if !(0.0..=1.0).contains(&v) {
                 e.push(
                     format!("/upgradeStrategy/{k}"),
-                    format!("got {v}, expected between 0.0 and 1.0"),
+                    format!("got {}, expected between 0.0 and 1.0", java_double(v)),
                 );
             }
         }
@@ -527,7 +530,10 @@ impl AppDefinition {
         {
             e.push(
                 "/backoffFactor",
-                format!("got {}, expected 1.0 or more", self.backoff_factor),
+                format!(
+                    "got {}, expected 1.0 or more",
+                    java_double(self.backoff_factor)
+                ),
             );
         }
         let ports = if host {
@@ -558,6 +564,15 @@ impl AppDefinition {
         if self.dependencies.contains(&self.id) {
             e.push("/dependencies", "Dependency graph has cyclic dependencies.");
         }
+    }
+}
+
+/// A double as Java prints it in messages (`-1.0`, `0.5`), so ours read like Marathon's.
+fn java_double(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e7 {
+        format!("{v:.1}")
+    } else {
+        v.to_string()
     }
 }
 
