@@ -190,6 +190,10 @@ fn every_unused_offer_says_why() {
         ("InsufficientCpus", 1, 1)
     );
     assert_eq!(funnel[3].processed, 0);
+    assert_eq!(
+        s.explain(&big),
+        "1 offers processed, 1 unused; most often InsufficientCpus (1); last: cpus: need 8, offered 2 (agent a1)"
+    );
     // Summaries serialise (they are part of the daemon's state and of /v2/queue).
     let j = serde_json::to_value(s).unwrap();
     assert_eq!(j["processed_offers"], json!(1));

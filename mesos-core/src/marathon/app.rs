@@ -925,7 +925,7 @@ fn read_app(json: &Json, base: &PathId, e: &mut ValidationError) -> AppDefinitio
         }
         if r.has("ports") {
             r.errors()
-                .push("/", "You cannot specify both ports and port definitions");
+                .push("/", "cannot specify both ports and port definitions");
         }
     } else if let Some(list) = r.array("ports") {
         let mut seen = BTreeSet::new();

@@ -34,8 +34,8 @@ pub use deployment::{
 pub use health::{Health, HealthAction, HealthCheck, HealthCommand, HealthProtocol, ProbeOutcome};
 pub use path::PathId;
 pub use placement::{
-    FunnelStage, Launch, NoMatch, Offer, OfferOutcome, OfferSummary, PlacementConfig, Placer,
-    RejectKind, LAST_REASONS_PER_APP,
+    counts_for_constraints, FunnelStage, Launch, NoMatch, Offer, OfferOutcome, OfferSummary,
+    PlacementConfig, Placer, RejectKind, LAST_REASONS_PER_APP,
 };
 pub use ports::{
     assign_service_ports, port_env, HostPortRequest, PortRangeExhausted, PortRequests,

@@ -217,6 +217,17 @@ pub struct OfferSummary {
 /// How many agents an [`OfferSummary`] remembers a last reason for.
 pub const LAST_REASONS_PER_APP: usize = 64;
 
+/// Whether an instance whose task is in `state` counts for its app's constraints: placed and
+/// alive (staging, starting, running, killing). Lost, unreachable and finished ones do not; nor
+/// do instances of an older version (the caller checks the version).
+pub fn counts_for_constraints(state: crate::task::TaskState) -> bool {
+    use crate::task::TaskState;
+    matches!(
+        state,
+        TaskState::Staging | TaskState::Starting | TaskState::Running | TaskState::Killing
+    )
+}
+
 /// One line of the reject funnel: of `processed` offers reaching this stage, `declined` stopped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunnelStage {
@@ -281,6 +292,26 @@ impl OfferSummary {
             .copied()
             .filter(|k| self.counts[*k as usize] > 0)
             .max_by_key(|k| (self.counts[*k as usize], std::cmp::Reverse(*k)))
+    }
+
+    /// A sentence answering "why is this app still waiting?", e.g. `12 offers processed, 12
+    /// unused; most often InsufficientCpus (12); last: cpus: need 8, offered 2 (agent a1)`.
+    pub fn explain(&self, app: &AppDefinition) -> String {
+        let mut out = format!(
+            "{} offers processed, {} unused",
+            self.processed_offers, self.unused_offers
+        );
+        if let Some(top) = self.top_reason() {
+            out.push_str(&format!(
+                "; most often {} ({})",
+                top.as_str(),
+                self.count(top)
+            ));
+        }
+        if let Some((agent, why)) = self.last_per_agent.back() {
+            out.push_str(&format!("; last: {} (agent {agent})", why.describe(app)));
+        }
+        out
     }
 
     /// Marathon's `rejectSummaryLastOffers`: per stage, offers reaching it and refused there.
