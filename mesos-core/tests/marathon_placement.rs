@@ -200,6 +200,24 @@ fn every_unused_offer_says_why() {
 }
 
 #[test]
+fn a_small_offer_gets_a_real_reason_from_every_app() {
+    let a = app(json!({"id": "a", "cpus": 2, "mem": 1}));
+    let b = app(json!({"id": "b", "cpus": 1, "mem": 512}));
+    let mut p = placer_with(&[&a, &b]);
+    let out = p.process_offer(
+        &offer(1, "", "cpus:0.5;mem:64;ports:[1-10]"),
+        Time::ZERO,
+        &mut rng(),
+    );
+    assert_eq!(out.exhausted, 0);
+    let kinds: Vec<RejectKind> = out.rejections.iter().map(|(_, w)| w.kind()).collect();
+    assert_eq!(
+        kinds,
+        [RejectKind::InsufficientCpus, RejectKind::InsufficientCpus]
+    );
+}
+
+#[test]
 fn the_per_agent_memory_is_bounded() {
     let big = app(json!({"id": "big", "cpus": 64, "mem": 1}));
     let mut p = placer_with(&[&big]);

@@ -12,8 +12,8 @@
 //! [`OfferSummary`]: offers processed and unused, counts per reason, and the last reason per agent
 //! (the most recent agents only). That is the answer to "why is my app still waiting?".
 //!
-//! Once an offer cannot hold even the smallest waiting instance, the apps not yet visited are
-//! not checked one by one: each only counts the offer as [`RejectKind::OfferExhausted`]. This
+//! Once launches have left an offer unable to hold even the smallest waiting instance, the apps
+//! not yet visited are not checked one by one: each only counts the offer as [`RejectKind::OfferExhausted`]. This
 //! keeps an offer's cost proportional to what it launches, not to the length of the queue.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -738,13 +738,15 @@ impl Placer {
         );
         let mut finished = Vec::new();
         for (k, &i) in order.iter().enumerate() {
-            let launched = self.place_app(i, offer, &mut pools, now, rng, &mut out);
+            self.place_app(i, offer, &mut pools, now, rng, &mut out);
             if self.slots[i].waiting == 0 {
                 finished.push(i);
             }
-            let _ = launched;
             let exhausted = pools.iter().all(|p| p.cpus < min_cpus || p.mem < min_mem);
-            if exhausted && (min_cpus > Scalar::ZERO || min_mem > Scalar::ZERO) {
+            if exhausted
+                && !out.launches.is_empty()
+                && (min_cpus > Scalar::ZERO || min_mem > Scalar::ZERO)
+            {
                 for &j in &order[k + 1..] {
                     self.slots[j].summary.processed_offers += 1;
                     self.slots[j].summary.unused_offers += 1;
