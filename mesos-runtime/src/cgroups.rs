@@ -152,16 +152,27 @@ impl Cgroups {
         }
     }
 
-    /// Creates the cgroup `name` and, if `apply_limits`, writes the limits into it.
+    /// The path of cgroup `name` relative to each hierarchy's root (for `lxc.cgroup.dir.*`).
+    pub(crate) fn relative_path(&self, name: &str) -> String {
+        format!("{}/{name}", self.parent)
+    }
+
+    /// Creates the cgroup `name` and, if `apply_limits`, writes the limits into it. With
+    /// `nested`, the cgroup will hold child cgroups rather than processes (v2 then delegates
+    /// the controllers to them).
     pub(crate) fn create(
         &self,
         name: &str,
         limits: &Limits,
         apply_limits: bool,
+        nested: bool,
     ) -> io::Result<Cgroup> {
         let cg = self.cgroup(name);
         for dir in self.dirs(Some(name)) {
             fs::create_dir_all(&dir)?;
+        }
+        if nested && cg.v2 {
+            let _ = fs::write(cg.mem.join("cgroup.subtree_control"), "+memory +cpu");
         }
         if apply_limits {
             if let Err(e) = cg.apply(limits) {
@@ -171,6 +182,19 @@ impl Cgroups {
         }
         Ok(cg)
     }
+}
+
+/// Removes a cgroup directory and the cgroups nested in it (children first; cgroupfs only lets
+/// empty cgroups go, and their control files go with them).
+fn remove_tree(dir: &Path, depth: usize) {
+    if depth > 0 {
+        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path(), depth - 1);
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
@@ -265,13 +289,23 @@ impl Cgroup {
         }
     }
 
-    /// The pids in the cgroup.
+    /// The pids in the cgroup and in the cgroups nested below it (LXC's).
     pub(crate) fn pids(&self) -> Vec<i32> {
-        fs::read_to_string(self.mem.join("cgroup.procs"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
+        fn walk(dir: &Path, out: &mut Vec<i32>, depth: usize) {
+            let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+            out.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            if depth == 0 {
+                return;
+            }
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    walk(&e.path(), out, depth - 1);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.mem, &mut out, 3);
+        out
     }
 
     /// Sends `sig` to every process in the cgroup.
@@ -287,15 +321,7 @@ impl Cgroup {
         dirs.extend(self.cpuacct.iter().cloned());
         dirs.dedup();
         for d in dirs {
-            // Nested cgroups (LXC's payload under ours) go first.
-            if let Ok(entries) = fs::read_dir(&d) {
-                for e in entries.flatten() {
-                    if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                        let _ = fs::remove_dir(e.path());
-                    }
-                }
-            }
-            let _ = fs::remove_dir(&d);
+            remove_tree(&d, 3);
         }
     }
 

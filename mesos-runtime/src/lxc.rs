@@ -12,8 +12,9 @@
 //! - Network: `lxc.net.0.type = empty` for NONE (the default), `none` (the host's network) for
 //!   HOST, a `veth` on the configured bridge for BRIDGE.
 //! - Limits: `lxc.cgroup.memory.limit_in_bytes` and `lxc.cgroup.cpu.shares` (v1) or
-//!   `lxc.cgroup2.memory.max` and `lxc.cgroup2.cpu.weight` (v2). With `lxc.cgroup.relative`
-//!   LXC nests its cgroup under ours, whose peak memory tells an OOM kill from another SIGKILL.
+//!   `lxc.cgroup2.memory.max` and `lxc.cgroup2.cpu.weight` (v2). `lxc.cgroup.dir.monitor` and
+//!   `lxc.cgroup.dir.container` put LXC's cgroups below one of ours, whose hierarchical peak
+//!   memory outlives the container and tells an OOM kill from another SIGKILL.
 //! - Recovery: by checkpoint, confirmed by name with `lxc-ls --active`.
 
 use std::collections::HashSet;
@@ -77,6 +78,9 @@ pub struct LxcRuntime {
     config: LxcConfig,
     instance: String,
     cgroup_v2: bool,
+    /// `lxc-execute`, resolved to an absolute path once: with a bare name and our own `PATH`,
+    /// std would fork instead of using `posix_spawn`.
+    lxc_execute: String,
     /// Serialises template creation: two launches must not both run `lxc-create`.
     templates: tokio::sync::Mutex<()>,
 }
@@ -101,6 +105,17 @@ async fn run_tool(program: &str, args: &[&str]) -> Result<String, RuntimeError> 
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `program` found in the agent's `PATH`, or the bare name.
+fn which(program: &str) -> String {
+    std::env::var("PATH")
+        .unwrap_or_else(|_| DEFAULT_PATH.into())
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| program.into())
 }
 
 fn conf_safe(what: &str, value: &str) -> Result<(), SpecError> {
@@ -136,6 +151,7 @@ impl LxcRuntime {
             config,
             instance,
             cgroup_v2,
+            lxc_execute: which("lxc-execute"),
             templates: tokio::sync::Mutex::new(()),
         }
     }
@@ -241,7 +257,12 @@ impl LxcRuntime {
                 CONTAINER_SANDBOX.trim_start_matches('/')
             ),
         );
-        line("lxc.cgroup.relative", "1");
+        if let Some(cgs) = self.sup.cgroups() {
+            // LXC's cgroups go below ours, whose hierarchical peak memory survives the container.
+            let ours = cgs.relative_path(&safe_name(spec.task_id.as_str()));
+            line("lxc.cgroup.dir.monitor", &format!("{ours}/monitor"));
+            line("lxc.cgroup.dir.container", &format!("{ours}/payload"));
+        }
         match info.network {
             Network::None => line("lxc.net.0.type", "empty"),
             Network::Host => line("lxc.net.0.type", "none"),
@@ -307,10 +328,12 @@ impl ContainerRuntime for LxcRuntime {
                 path: conf.clone(),
                 source,
             })?;
-            let mut argv: Vec<String> = ["lxc-execute", "-n", &name, "-f"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let mut argv = vec![
+                self.lxc_execute.clone(),
+                "-n".into(),
+                name.clone(),
+                "-f".into(),
+            ];
             argv.push(conf.to_string_lossy().into_owned());
             argv.push("--".into());
             argv.extend(
@@ -326,6 +349,7 @@ impl ContainerRuntime for LxcRuntime {
                 apply_limits: false,
                 oom_by_peak: true,
                 name: Some(name.clone()),
+                join_cgroup: false,
             })
         };
         self.sup.launch(&spec, build, owner).await

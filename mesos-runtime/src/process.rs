@@ -142,6 +142,7 @@ impl ContainerRuntime for ProcessRuntime {
                 apply_limits: true,
                 oom_by_peak: false,
                 name: None,
+                join_cgroup: true,
             })
         };
         self.sup.launch(&spec, build, run_as).await
