@@ -281,7 +281,7 @@ async fn unacknowledged_updates_survive_a_restart_and_vanished_tasks_are_reporte
     let mut seen_finished = false;
     let mut victim = None;
     while !(seen_finished && victim.is_some()) {
-        let (f, st) = m.next_update().await;
+        let (f, st) = m.next_fresh_update().await;
         if st.task_id.as_str() == "t-done" {
             assert_eq!(st.uuid, finished.uuid);
             seen_finished = true;

@@ -173,9 +173,12 @@ fn resources_state_json(r: &Resources) -> Json {
 }
 
 impl Agent {
-    /// An agent restored from `checkpoint` (or new), with its runtimes.
+    /// An agent restored from `checkpoint` (or new), with its runtimes, whose containers carry
+    /// the name `instance`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         checkpoint: Option<AgentCheckpoint>,
+        instance: String,
         identity: Identity,
         settings: Settings,
         runtimes: BTreeMap<String, Arc<dyn ContainerRuntime>>,
@@ -183,11 +186,6 @@ impl Agent {
         outbound: mpsc::Sender<(AgentId, AgentMessage)>,
     ) -> Self {
         let cp = checkpoint.unwrap_or_default();
-        let instance = if cp.instance.is_empty() {
-            new_instance()
-        } else {
-            cp.instance
-        };
         let tasks = cp
             .tasks
             .into_iter()
@@ -894,6 +892,24 @@ impl Agent {
 
     async fn shutdown(&mut self, mut inputs: mpsc::Receiver<Input>) {
         self.shutting_down = true;
+        // Acknowledgements already received are applied, so their updates are not resent.
+        while let Ok(input) = inputs.try_recv() {
+            match input {
+                Input::Command(cmd) if matches!(*cmd, AgentCommand::Acknowledge { .. }) => {
+                    self.handle_command(*cmd)
+                }
+                Input::Terminated {
+                    key,
+                    container_id,
+                    result,
+                } => {
+                    self.shutting_down = false;
+                    self.on_terminated(key, container_id, result);
+                    self.shutting_down = true;
+                }
+                _ => {}
+            }
+        }
         if !self.settings.kill_tasks_on_shutdown {
             tracing::info!(
                 tasks = self.tasks.len(),

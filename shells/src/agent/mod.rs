@@ -182,12 +182,9 @@ pub async fn run(
     let (input_tx, input_rx) = mpsc::channel(1024);
     let (out_tx, out_rx) = mpsc::channel(1024);
     let (ctl_tx, ctl_rx) = mpsc::channel(4);
-    let mut saved = saved;
-    if let Some(cp) = saved.as_mut() {
-        cp.instance = instance;
-    }
     let mut agent = daemon::Agent::new(
         saved,
+        instance,
         identity,
         settings,
         runtimes,

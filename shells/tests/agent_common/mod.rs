@@ -50,6 +50,8 @@ pub struct FakeMaster {
     pub streams_opened: mpsc::Receiver<String>,
     stream: Arc<Mutex<Option<mpsc::Sender<AgentCommand>>>>,
     forgotten: Arc<std::sync::atomic::AtomicBool>,
+    /// Uuids acknowledged so far.
+    pub acked: std::collections::HashSet<mesos_core::task::StatusUuid>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -143,6 +145,7 @@ impl FakeMaster {
             streams_opened: open_rx,
             stream,
             forgotten,
+            acked: Default::default(),
             server,
         }
     }
@@ -196,15 +199,32 @@ impl FakeMaster {
     }
 
     /// The next update, which must be in `state`; acknowledges it.
+    /// A resend of an update already acknowledged (at-least-once delivery: the agent may have
+    /// stopped before it processed the acknowledgement) is acknowledged again and skipped.
     pub async fn expect_and_ack(&mut self, state: TaskState) -> TaskStatus {
-        let (fw, st) = self.next_update().await;
+        let (fw, st) = self.next_fresh_update().await;
         assert_eq!(st.state, state, "unexpected update {st:?}");
         self.ack(&fw, &st).await;
         st
     }
 
+    /// The next update whose uuid was not acknowledged yet (resends are acknowledged again).
+    pub async fn next_fresh_update(&mut self) -> (FrameworkId, TaskStatus) {
+        loop {
+            let (fw, st) = self.next_update().await;
+            if st.uuid.is_some_and(|u| self.acked.contains(&u)) {
+                self.ack(&fw, &st).await;
+                continue;
+            }
+            return (fw, st);
+        }
+    }
+
     /// Acknowledges an update.
-    pub async fn ack(&self, fw: &FrameworkId, st: &TaskStatus) {
+    pub async fn ack(&mut self, fw: &FrameworkId, st: &TaskStatus) {
+        if let Some(u) = st.uuid {
+            self.acked.insert(u);
+        }
         self.command(AgentCommand::Acknowledge {
             framework_id: fw.clone(),
             task_id: st.task_id.clone(),
