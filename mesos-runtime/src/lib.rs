@@ -42,6 +42,4 @@ pub use spec::{
     CommandSpec, ContainerInfo, ContainerSpec, DockerInfo, Limits, LxcInfo, LxcRootfs, Network,
     PortMapping, Protocol, Volume, VolumeMode,
 };
-pub use termination::{
-    ExitStatus, MesosReason, MesosState, TerminalState, Termination, TerminationReason,
-};
+pub use termination::{ExitStatus, TerminalState, Termination, TerminationReason};

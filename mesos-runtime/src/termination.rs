@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use mesos_core::task::{Reason, TaskState};
+
 /// How the container's main process ended, when that is known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -129,7 +131,8 @@ impl Termination {
         }
     }
 
-    /// Maps to the Mesos task state and reason the agent puts in its status update.
+    /// Maps to the Mesos task state and reason the agent puts in its status update (the
+    /// message goes into the update's `message`).
     ///
     /// Exit non-zero or by signal is `TASK_FAILED` with `REASON_COMMAND_EXECUTOR_FAILED` (what
     /// Mesos' command executor sends), a memory kill `TASK_FAILED` with
@@ -137,51 +140,23 @@ impl Termination {
     /// was down `TASK_LOST` with `REASON_AGENT_RESTARTED` (the agent may turn LOST into GONE for
     /// partition-aware frameworks), and an exit after recovery without a collectable status
     /// `TASK_FAILED` with `REASON_EXECUTOR_TERMINATED`.
-    pub fn to_mesos(&self) -> (MesosState, Option<MesosReason>) {
+    pub fn to_mesos(&self) -> (TaskState, Option<Reason>) {
         let state = match self.state {
-            TerminalState::Finished => MesosState::Finished,
-            TerminalState::Failed => MesosState::Failed,
-            TerminalState::Killed => MesosState::Killed,
-            TerminalState::Lost => MesosState::Lost,
+            TerminalState::Finished => TaskState::Finished,
+            TerminalState::Failed => TaskState::Failed,
+            TerminalState::Killed => TaskState::Killed,
+            TerminalState::Lost => TaskState::Lost,
         };
         let reason = match self.reason {
             None | Some(TerminationReason::KilledOnRequest) => None,
-            Some(TerminationReason::CommandFailed) => Some(MesosReason::CommandExecutorFailed),
-            Some(TerminationReason::MemoryLimit) => Some(MesosReason::ContainerLimitationMemory),
-            Some(TerminationReason::VanishedWhileAgentDown) => Some(MesosReason::AgentRestarted),
+            Some(TerminationReason::CommandFailed) => Some(Reason::CommandExecutorFailed),
+            Some(TerminationReason::MemoryLimit) => Some(Reason::ContainerLimitationMemory),
+            Some(TerminationReason::VanishedWhileAgentDown) => Some(Reason::AgentRestarted),
             Some(TerminationReason::ExitStatusUnknown)
-            | Some(TerminationReason::EngineLostContainer) => Some(MesosReason::ExecutorTerminated),
+            | Some(TerminationReason::EngineLostContainer) => Some(Reason::ExecutorTerminated),
         };
         (state, reason)
     }
-}
-
-/// The Mesos task states a termination maps to.
-///
-/// Mirrors the terminal subset of `mesos_core::task::TaskState`; see [`Termination::to_mesos`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MesosState {
-    /// `TASK_FINISHED`.
-    Finished,
-    /// `TASK_FAILED`.
-    Failed,
-    /// `TASK_KILLED`.
-    Killed,
-    /// `TASK_LOST`.
-    Lost,
-}
-
-/// The Mesos reasons a termination maps to (v1 names without the `REASON_` prefix).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MesosReason {
-    /// `REASON_COMMAND_EXECUTOR_FAILED`.
-    CommandExecutorFailed,
-    /// `REASON_CONTAINER_LIMITATION_MEMORY`.
-    ContainerLimitationMemory,
-    /// `REASON_EXECUTOR_TERMINATED`.
-    ExecutorTerminated,
-    /// `REASON_AGENT_RESTARTED`.
-    AgentRestarted,
 }
 
 fn signal_name(sig: i32) -> &'static str {
@@ -206,13 +181,13 @@ mod tests {
     #[test]
     fn exit_codes_map_to_finished_and_failed_with_the_code() {
         let t = Termination::from_exit(ExitStatus::Code(0));
-        assert_eq!(t.to_mesos(), (MesosState::Finished, None));
+        assert_eq!(t.to_mesos(), (TaskState::Finished, None));
         let t = Termination::from_exit(ExitStatus::Code(3));
         assert_eq!(t.state, TerminalState::Failed);
         assert!(t.message.contains("status 3"), "{}", t.message);
         assert_eq!(
             t.to_mesos(),
-            (MesosState::Failed, Some(MesosReason::CommandExecutorFailed))
+            (TaskState::Failed, Some(Reason::CommandExecutorFailed))
         );
         let t = Termination::from_exit(ExitStatus::Signal(9));
         assert!(t.message.contains("SIGKILL"), "{}", t.message);
@@ -223,20 +198,17 @@ mod tests {
         let t = Termination::memory_limit(None, Some(32 << 20), Some(33 << 20));
         assert_eq!(
             t.to_mesos(),
-            (
-                MesosState::Failed,
-                Some(MesosReason::ContainerLimitationMemory)
-            )
+            (TaskState::Failed, Some(Reason::ContainerLimitationMemory))
         );
         assert!(t.message.contains("requested 32 MB"), "{}", t.message);
         let t = Termination::vanished("process 42");
         assert_eq!(
             t.to_mesos(),
-            (MesosState::Lost, Some(MesosReason::AgentRestarted))
+            (TaskState::Lost, Some(Reason::AgentRestarted))
         );
         assert_eq!(
             Termination::killed(None).to_mesos(),
-            (MesosState::Killed, None)
+            (TaskState::Killed, None)
         );
     }
 }

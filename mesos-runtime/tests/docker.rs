@@ -5,6 +5,8 @@
 
 mod common;
 
+use mesos_core::task::{Reason, TaskState};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +18,8 @@ use mesos_core::ids::TaskId;
 use mesos_runtime::docker::LABEL_INSTANCE;
 use mesos_runtime::{
     CommandSpec, ContainerInfo, ContainerRuntime, ContainerSpec, DockerConfig, DockerInfo,
-    DockerRuntime, ExitStatus, MesosReason, MesosState, Network, PortMapping, Protocol,
-    RuntimeError, SpecError, TerminalState,
+    DockerRuntime, ExitStatus, Network, PortMapping, Protocol, RuntimeError, SpecError,
+    TerminalState,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -120,7 +122,7 @@ async fn exit_three_is_failed_with_the_code() {
     assert!(t.message.contains("status 3"), "{}", t.message);
     assert_eq!(
         t.to_mesos(),
-        (MesosState::Failed, Some(MesosReason::CommandExecutorFailed))
+        (TaskState::Failed, Some(Reason::CommandExecutorFailed))
     );
 }
 
@@ -143,7 +145,7 @@ async fn kill_stops_the_container_as_killed() {
         .unwrap();
     let t = f.runtime.wait(&"k".into()).await.unwrap();
     assert_eq!(t.state, TerminalState::Killed, "{t:?}");
-    assert_eq!(t.to_mesos(), (MesosState::Killed, None));
+    assert_eq!(t.to_mesos(), (TaskState::Killed, None));
     assert!(f.containers().await.is_empty());
 }
 
@@ -158,10 +160,7 @@ async fn a_memory_hog_fails_with_the_memory_reason() {
     assert_eq!(t.state, TerminalState::Failed, "{t:?}");
     assert_eq!(
         t.to_mesos(),
-        (
-            MesosState::Failed,
-            Some(MesosReason::ContainerLimitationMemory)
-        ),
+        (TaskState::Failed, Some(Reason::ContainerLimitationMemory)),
         "{t:?}"
     );
 }
@@ -349,7 +348,7 @@ async fn recovery_finds_running_containers_by_label_and_reports_removed_ones() {
     let gone = found[1].terminated.clone().unwrap();
     assert_eq!(
         gone.to_mesos(),
-        (MesosState::Lost, Some(MesosReason::AgentRestarted))
+        (TaskState::Lost, Some(Reason::AgentRestarted))
     );
     assert!(gone.message.contains(&gone_name), "{}", gone.message);
     assert_eq!(found[2].terminated, None);

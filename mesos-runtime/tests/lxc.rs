@@ -2,13 +2,15 @@
 
 mod common;
 
+use mesos_core::task::{Reason, TaskState};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{checkpoint_files, gate, read, TempDir};
 use mesos_runtime::{
     ContainerInfo, ContainerRuntime, ContainerSpec, ExitStatus, LxcConfig, LxcInfo, LxcRootfs,
-    LxcRuntime, MesosReason, MesosState, RuntimeError, SpecError, TerminalState,
+    LxcRuntime, RuntimeError, SpecError, TerminalState,
 };
 
 struct Fixture {
@@ -123,7 +125,7 @@ async fn kill_ends_the_container_as_killed() {
         .unwrap();
     let t = f.runtime.wait(&"k".into()).await.unwrap();
     assert_eq!(t.state, TerminalState::Killed, "{t:?}");
-    assert_eq!(t.to_mesos(), (MesosState::Killed, None));
+    assert_eq!(t.to_mesos(), (TaskState::Killed, None));
     assert!(f.active().is_empty(), "{:?}", f.active());
 }
 
@@ -172,10 +174,7 @@ async fn a_memory_hog_fails_with_the_memory_reason() {
     let t = f.runtime.wait(&"hog".into()).await.unwrap();
     assert_eq!(
         t.to_mesos(),
-        (
-            MesosState::Failed,
-            Some(MesosReason::ContainerLimitationMemory)
-        ),
+        (TaskState::Failed, Some(Reason::ContainerLimitationMemory)),
         "{t:?}"
     );
 }

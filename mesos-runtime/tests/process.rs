@@ -2,14 +2,16 @@
 
 mod common;
 
+use mesos_core::task::{Reason, TaskState};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{checkpoint_files, read, TempDir};
 use mesos_core::ids::TaskId;
 use mesos_runtime::{
-    CommandSpec, ContainerRuntime, ContainerSpec, ExitStatus, MesosReason, MesosState,
-    ProcessConfig, ProcessRuntime, RuntimeError, SpecError, TerminalState, TerminationReason,
+    CommandSpec, ContainerRuntime, ContainerSpec, ExitStatus, ProcessConfig, ProcessRuntime,
+    RuntimeError, SpecError, TerminalState, TerminationReason,
 };
 
 struct Fixture {
@@ -100,7 +102,7 @@ async fn exit_zero_is_finished_with_output_in_the_sandbox() {
     let t = f.runtime.wait(&"ok-1".into()).await.unwrap();
     assert_eq!(t.state, TerminalState::Finished, "{t:?}");
     assert_eq!(t.status, Some(ExitStatus::Code(0)));
-    assert_eq!(t.to_mesos(), (MesosState::Finished, None));
+    assert_eq!(t.to_mesos(), (TaskState::Finished, None));
     assert_eq!(read(sandbox.join("stdout")), "out\n");
     assert_eq!(read(sandbox.join("stderr")), "err\n");
     // Collected: forgotten, checkpoint gone, cgroup gone.
@@ -122,7 +124,7 @@ async fn exit_three_is_failed_with_the_code_in_the_message() {
     assert!(t.message.contains("status 3"), "{}", t.message);
     assert_eq!(
         t.to_mesos(),
-        (MesosState::Failed, Some(MesosReason::CommandExecutorFailed))
+        (TaskState::Failed, Some(Reason::CommandExecutorFailed))
     );
 }
 
@@ -173,7 +175,7 @@ async fn kill_ends_the_whole_process_group_as_killed() {
     assert_eq!(t.state, TerminalState::Killed, "{t:?}");
     // SIGTERM did it, within the grace period: no SIGKILL was needed.
     assert_eq!(t.status, Some(ExitStatus::Signal(15)), "{t:?}");
-    assert_eq!(t.to_mesos(), (MesosState::Killed, None));
+    assert_eq!(t.to_mesos(), (TaskState::Killed, None));
     assert!(!pid_alive(bg), "background child {bg} survived the kill");
     assert!(!pid_alive(sh));
     assert_eq!(f.leftover_cgroups(), 0);
@@ -213,10 +215,7 @@ async fn a_memory_hog_over_its_limit_fails_with_the_memory_reason() {
     assert_eq!(t.reason, Some(TerminationReason::MemoryLimit), "{t:?}");
     assert_eq!(
         t.to_mesos(),
-        (
-            MesosState::Failed,
-            Some(MesosReason::ContainerLimitationMemory)
-        )
+        (TaskState::Failed, Some(Reason::ContainerLimitationMemory))
     );
     assert!(
         t.message.contains("Memory limit exceeded: requested 32 MB"),
@@ -359,7 +358,7 @@ async fn recovery_after_recreating_the_runtime_finds_running_tasks_and_reports_v
     assert_eq!(vanished.state, TerminalState::Lost);
     assert_eq!(
         vanished.to_mesos(),
-        (MesosState::Lost, Some(MesosReason::AgentRestarted))
+        (TaskState::Lost, Some(Reason::AgentRestarted))
     );
     assert_eq!(runtime.wait(&"gone".into()).await.unwrap(), vanished);
     assert_eq!(found[1].task_id, TaskId::new("keep"));
