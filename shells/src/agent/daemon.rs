@@ -21,7 +21,7 @@ use mesos_core::task::{
     AckOutcome, Reason, Source, StatusUpdateManager, StatusUuid, TaskState, TaskStatus,
 };
 use mesos_core::time::Time;
-use mesos_runtime::{ContainerRuntime, MesosReason, MesosState, Termination};
+use mesos_runtime::{ContainerRuntime, Termination};
 use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -724,18 +724,11 @@ impl Agent {
         match result {
             Ok(t) => {
                 let (state, reason) = t.to_mesos();
-                let state = match state {
-                    MesosState::Finished => TaskState::Finished,
-                    MesosState::Failed => TaskState::Failed,
-                    MesosState::Killed => TaskState::Killed,
-                    MesosState::Lost => self.lost_state(&key.0),
+                let state = if state == TaskState::Lost {
+                    self.lost_state(&key.0)
+                } else {
+                    state
                 };
-                let reason = reason.map(|r| match r {
-                    MesosReason::CommandExecutorFailed => Reason::CommandExecutorFailed,
-                    MesosReason::ContainerLimitationMemory => Reason::ContainerLimitationMemory,
-                    MesosReason::ExecutorTerminated => Reason::ExecutorTerminated,
-                    MesosReason::AgentRestarted => Reason::AgentRestarted,
-                });
                 self.terminate(&key, state, Source::Executor, reason, t.message);
             }
             Err(_) if self.shutting_down => {}
