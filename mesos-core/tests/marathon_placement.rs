@@ -174,7 +174,7 @@ fn every_unused_offer_says_why() {
     );
     assert_eq!(why["/big"].describe(&big), "cpus: need 8, offered 2");
 
-    let s: &OfferSummary = p.summary(&big.id).unwrap();
+    let s: OfferSummary = p.summary(&big.id).unwrap();
     assert_eq!((s.processed_offers, s.unused_offers), (1, 1));
     assert_eq!(s.count(RejectKind::InsufficientCpus), 1);
     assert_eq!(s.last_reason(&AgentId::new("a1")), Some(&why["/big"]));
@@ -195,7 +195,7 @@ fn every_unused_offer_says_why() {
         "1 offers processed, 1 unused; most often InsufficientCpus (1); last: cpus: need 8, offered 2 (agent a1)"
     );
     // Summaries serialise (they are part of the daemon's state and of /v2/queue).
-    let j = serde_json::to_value(s).unwrap();
+    let j = serde_json::to_value(&s).unwrap();
     assert_eq!(j["processed_offers"], json!(1));
 }
 
@@ -225,7 +225,7 @@ fn the_per_agent_memory_is_bounded() {
         p.process_offer(&offer(i, "", "cpus:1;mem:10"), Time::ZERO, &mut rng());
     }
     let s = p.summary(&big.id).unwrap();
-    assert_eq!(s.last_reasons().count(), LAST_REASONS_PER_APP);
+    assert_eq!(s.last_reasons().len(), LAST_REASONS_PER_APP);
     assert_eq!(
         s.count(RejectKind::InsufficientCpus),
         (LAST_REASONS_PER_APP + 10) as u64
@@ -235,6 +235,9 @@ fn the_per_agent_memory_is_bounded() {
         .last_reason(&AgentId::new(format!("a{}", LAST_REASONS_PER_APP + 9)))
         .is_some());
     assert_eq!(s.top_reason(), Some(RejectKind::InsufficientCpus));
+    let back: OfferSummary = serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+    assert_eq!(back.last_reasons(), s.last_reasons());
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! a lowercase DNS-like label. Validation returns every problem of an id with Marathon's messages.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::OnceLock;
 
 use regex::Regex;
@@ -24,14 +25,15 @@ fn segment_regex() -> &'static Regex {
     })
 }
 
-/// An absolute path id (`/a/b`); the root is `/`.
+/// An absolute path id (`/a/b`); the root is `/`. Cloning is cheap (shared segments): launches
+/// and explanations carry it.
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PathId(Vec<String>);
+pub struct PathId(Arc<[String]>);
 
 impl PathId {
     /// The root `/`.
-    pub const fn root() -> Self {
-        PathId(Vec::new())
+    pub fn root() -> Self {
+        PathId(Arc::from(Vec::new()))
     }
 
     /// Parses `id` relative to `base`, then validates it; on failure returns every message.
@@ -66,7 +68,7 @@ impl PathId {
         let mut out: Vec<String> = if id.starts_with('/') {
             Vec::new()
         } else {
-            base.0.clone()
+            base.0.to_vec()
         };
         for (i, seg) in raw.iter().enumerate() {
             match *seg {
@@ -88,7 +90,7 @@ impl PathId {
                 "Path must contain at least one path element".to_string()
             ]);
         }
-        Ok(PathId(out))
+        Ok(PathId(Arc::from(out)))
     }
 
     /// The segments.
@@ -103,9 +105,9 @@ impl PathId {
 
     /// The enclosing group (`/a` for `/a/b`; the root's parent is the root).
     pub fn parent(&self) -> PathId {
-        let mut v = self.0.clone();
+        let mut v = self.0.to_vec();
         v.pop();
-        PathId(v)
+        PathId(Arc::from(v))
     }
 
     /// True when `self` lies strictly inside `group`.
@@ -127,7 +129,7 @@ impl fmt::Display for PathId {
         if self.0.is_empty() {
             return f.write_str("/");
         }
-        for s in &self.0 {
+        for s in self.0.iter() {
             write!(f, "/{s}")?;
         }
         Ok(())

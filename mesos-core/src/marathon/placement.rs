@@ -210,8 +210,77 @@ pub struct OfferSummary {
     pub last_used_offer_at: Option<Time>,
     /// Rejections per kind, indexed like [`RejectKind::ALL`].
     counts: [u64; 8],
-    /// The last reason per agent, for the most recent agents (oldest first).
-    last_per_agent: VecDeque<(AgentId, NoMatch)>,
+    /// The last reason per agent, for the most recent agents.
+    last_per_agent: LastReasons,
+}
+
+/// The last reason per agent for the [`LAST_REASONS_PER_APP`] most recently seen agents: a map
+/// for lookups plus an insertion log for eviction (stale log entries are skipped and compacted),
+/// so recording costs a hash insert, not a scan, on the offer path.
+#[derive(Clone, Debug, Default)]
+struct LastReasons {
+    seq: u64,
+    map: HashMap<AgentId, (u64, NoMatch)>,
+    log: VecDeque<(u64, AgentId)>,
+}
+
+impl LastReasons {
+    fn record(&mut self, agent: &AgentId, why: NoMatch) {
+        self.seq += 1;
+        self.map.insert(agent.clone(), (self.seq, why));
+        self.log.push_back((self.seq, agent.clone()));
+        while self.map.len() > LAST_REASONS_PER_APP {
+            let Some((s, a)) = self.log.pop_front() else {
+                break;
+            };
+            if self.map.get(&a).is_some_and(|(live, _)| *live == s) {
+                self.map.remove(&a);
+            }
+        }
+        if self.log.len() > 4 * LAST_REASONS_PER_APP {
+            let map = &self.map;
+            self.log
+                .retain(|(s, a)| map.get(a).is_some_and(|(live, _)| live == s));
+        }
+    }
+
+    fn get(&self, agent: &AgentId) -> Option<&NoMatch> {
+        self.map.get(agent).map(|(_, why)| why)
+    }
+
+    /// Live entries, oldest first.
+    fn entries(&self) -> Vec<(AgentId, NoMatch)> {
+        self.log
+            .iter()
+            .filter_map(|(s, a)| match self.map.get(a) {
+                Some((live, why)) if live == s => Some((a.clone(), *why)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl PartialEq for LastReasons {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries() == other.entries()
+    }
+}
+
+impl Serialize for LastReasons {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.entries().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for LastReasons {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let entries = Vec::<(AgentId, NoMatch)>::deserialize(d)?;
+        let mut out = LastReasons::default();
+        for (a, why) in entries {
+            out.record(&a, why);
+        }
+        Ok(out)
+    }
 }
 
 /// How many agents an [`OfferSummary`] remembers a last reason for.
@@ -245,12 +314,7 @@ impl OfferSummary {
         self.unused_offers += 1;
         self.last_unused_offer_at = Some(now);
         self.counts[why.kind() as usize] += 1;
-        if let Some(i) = self.last_per_agent.iter().position(|(a, _)| a == agent) {
-            self.last_per_agent.remove(i);
-        } else if self.last_per_agent.len() >= LAST_REASONS_PER_APP {
-            self.last_per_agent.pop_front();
-        }
-        self.last_per_agent.push_back((agent.clone(), why));
+        self.last_per_agent.record(agent, why);
     }
 
     fn used(&mut self, now: Time) {
@@ -274,15 +338,12 @@ impl OfferSummary {
 
     /// The last reason recorded for `agent`, if it is among the remembered agents.
     pub fn last_reason(&self, agent: &AgentId) -> Option<&NoMatch> {
-        self.last_per_agent
-            .iter()
-            .find(|(a, _)| a == agent)
-            .map(|(_, r)| r)
+        self.last_per_agent.get(agent)
     }
 
     /// The remembered agents and their last reasons, most recent last.
-    pub fn last_reasons(&self) -> impl Iterator<Item = &(AgentId, NoMatch)> {
-        self.last_per_agent.iter()
+    pub fn last_reasons(&self) -> Vec<(AgentId, NoMatch)> {
+        self.last_per_agent.entries()
     }
 
     /// The most frequent reason so far.
@@ -308,7 +369,7 @@ impl OfferSummary {
                 self.count(top)
             ));
         }
-        if let Some((agent, why)) = self.last_per_agent.back() {
+        if let Some((agent, why)) = self.last_per_agent.entries().last() {
             out.push_str(&format!("; last: {} (agent {agent})", why.describe(app)));
         }
         out
@@ -597,6 +658,10 @@ pub struct Placer {
     /// Slots with instances waiting, in queue order.
     queue: Vec<usize>,
     cursor: usize,
+    /// Per slot: offers it did not see because earlier launches used them up, and the last time.
+    exhausted: Vec<(u64, Time)>,
+    /// The smallest cpus and mem of the waiting apps, until the queue changes.
+    min_cache: Option<(Scalar, Scalar)>,
 }
 
 impl Default for Placer {
@@ -621,6 +686,8 @@ impl Placer {
             index: HashMap::new(),
             queue: Vec::new(),
             cursor: 0,
+            exhausted: Vec::new(),
+            min_cache: None,
         }
     }
 
@@ -647,6 +714,7 @@ impl Placer {
             }
             None => {
                 self.index.insert(app.id.clone(), self.slots.len());
+                self.exhausted.push((0, Time::ZERO));
                 self.slots.push(Slot {
                     id: app.id.clone(),
                     needs,
@@ -656,6 +724,7 @@ impl Placer {
                 });
             }
         }
+        self.min_cache = None;
     }
 
     /// Forgets an app.
@@ -664,6 +733,7 @@ impl Placer {
             // Keep indices stable: the slot stays, empty and not queued.
             self.slots[i].waiting = 0;
             self.queue.retain(|&q| q != i);
+            self.min_cache = None;
         }
     }
 
@@ -676,8 +746,10 @@ impl Placer {
         self.slots[i].waiting = count;
         if was == 0 && count > 0 {
             self.queue.push(i);
+            self.min_cache = None;
         } else if was > 0 && count == 0 {
             self.queue.retain(|&q| q != i);
+            self.min_cache = None;
         }
     }
 
@@ -701,14 +773,24 @@ impl Placer {
     }
 
     /// Why `id` is waiting, as far as offers tell.
-    pub fn summary(&self, id: &PathId) -> Option<&OfferSummary> {
-        self.index.get(id).map(|&i| &self.slots[i].summary)
+    pub fn summary(&self, id: &PathId) -> Option<OfferSummary> {
+        let &i = self.index.get(id)?;
+        let mut s = self.slots[i].summary.clone();
+        let (n, at) = self.exhausted[i];
+        if n > 0 {
+            s.processed_offers += n;
+            s.unused_offers += n;
+            s.counts[RejectKind::OfferExhausted as usize] += n;
+            s.last_unused_offer_at = s.last_unused_offer_at.max(Some(at));
+        }
+        Some(s)
     }
 
     /// Clears the summary of `id` (e.g. when a new version is deployed).
     pub fn reset_summary(&mut self, id: &PathId) {
         if let Some(&i) = self.index.get(id) {
             self.slots[i].summary = OfferSummary::default();
+            self.exhausted[i] = (0, Time::ZERO);
         }
     }
 
@@ -723,44 +805,52 @@ impl Placer {
         let n = self.queue.len();
         let start = self.cursor % n;
         self.cursor = self.cursor.wrapping_add(1);
-        let order: Vec<usize> = (0..n).map(|k| self.queue[(start + k) % n]).collect();
-        // The smallest cpus and mem any waiting app needs: below both, nobody fits.
-        let (min_cpus, min_mem) = order.iter().fold((None, None), |(c, m), &i| {
-            let needs = &self.slots[i].needs;
-            (
-                Some(c.map_or(needs.cpus, |c: Scalar| c.min(needs.cpus))),
-                Some(m.map_or(needs.mem, |m: Scalar| m.min(needs.mem))),
-            )
-        });
-        let (min_cpus, min_mem) = (
-            min_cpus.unwrap_or(Scalar::ZERO),
-            min_mem.unwrap_or(Scalar::ZERO),
-        );
-        let mut finished = Vec::new();
-        for (k, &i) in order.iter().enumerate() {
+        let (min_cpus, min_mem) = self.queue_minimum();
+        let mut finished = false;
+        for k in 0..n {
+            let i = self.queue[(start + k) % n];
             self.place_app(i, offer, &mut pools, now, rng, &mut out);
-            if self.slots[i].waiting == 0 {
-                finished.push(i);
-            }
+            finished |= self.slots[i].waiting == 0;
             let exhausted = pools.iter().all(|p| p.cpus < min_cpus || p.mem < min_mem);
             if exhausted
                 && !out.launches.is_empty()
                 && (min_cpus > Scalar::ZERO || min_mem > Scalar::ZERO)
             {
-                for &j in &order[k + 1..] {
-                    self.slots[j].summary.processed_offers += 1;
-                    self.slots[j].summary.unused_offers += 1;
-                    self.slots[j].summary.counts[RejectKind::OfferExhausted as usize] += 1;
-                    self.slots[j].summary.last_unused_offer_at = Some(now);
+                // Dense counters: touching every remaining slot would cost more than placing.
+                for k2 in k + 1..n {
+                    let e = &mut self.exhausted[self.queue[(start + k2) % n]];
+                    e.0 += 1;
+                    e.1 = now;
                 }
                 out.exhausted = (n - k - 1) as u32;
                 break;
             }
         }
-        if !finished.is_empty() {
-            self.queue.retain(|q| !finished.contains(q));
+        if finished {
+            let slots = &self.slots;
+            self.queue.retain(|&q| slots[q].waiting > 0);
+            self.min_cache = None;
         }
         out
+    }
+
+    /// The smallest cpus and mem any waiting app needs (below both, nobody fits); cached until
+    /// the queue changes.
+    fn queue_minimum(&mut self) -> (Scalar, Scalar) {
+        if let Some(m) = self.min_cache {
+            return m;
+        }
+        let mut m: Option<(Scalar, Scalar)> = None;
+        for &i in &self.queue {
+            let needs = &self.slots[i].needs;
+            m = Some(match m {
+                None => (needs.cpus, needs.mem),
+                Some((c, mm)) => (c.min(needs.cpus), mm.min(needs.mem)),
+            });
+        }
+        let m = m.unwrap_or((Scalar::ZERO, Scalar::ZERO));
+        self.min_cache = Some(m);
+        m
     }
 
     /// Launches instances of slot `i` on the offer while they fit; returns how many.
