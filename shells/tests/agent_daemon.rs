@@ -114,6 +114,22 @@ async fn kill_ends_in_killed_and_failures_say_why() {
     let killed = m.expect_and_ack(TaskState::Killed).await;
     assert_eq!(killed.task_id.as_str(), "t-sleep");
 
+    // Killing a task the agent does not know: TASK_LOST, so the master stops waiting for it.
+    m.command(AgentCommand::KillTask {
+        framework_id: fw.id.clone(),
+        task_id: "t-nowhere".into(),
+    })
+    .await;
+    let lost = m.expect_and_ack(TaskState::Lost).await;
+    assert_eq!(lost.task_id.as_str(), "t-nowhere");
+    assert_eq!(lost.reason, Some(Reason::TaskUnknown));
+    // ... but not for a task that just ended normally.
+    m.command(AgentCommand::KillTask {
+        framework_id: fw.id.clone(),
+        task_id: "t-sleep".into(),
+    })
+    .await;
+
     // A non-zero exit is FAILED with the status in the message.
     m.command(AgentCommand::RunTask {
         framework: fw.clone(),

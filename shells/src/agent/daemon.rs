@@ -660,7 +660,31 @@ impl Agent {
 
     fn kill_task(&mut self, key: TaskKey) {
         let Some(task) = self.tasks.get_mut(&key) else {
+            // As upstream: the master believes the task is here, so tell it that it is not.
             tracing::warn!(task = %key.1, framework = %key.0, "asked to kill an unknown task");
+            if self
+                .completed
+                .iter()
+                .any(|r| r.framework.id == key.0 && r.task.task_id == key.1)
+            {
+                return; // it ended and its terminal update was acknowledged
+            }
+            let state = match self.lost_state(&key.0) {
+                TaskState::Gone => TaskState::Dropped,
+                other => other,
+            };
+            let now = self.now();
+            let mut status = TaskStatus::new(key.1.clone(), state)
+                .with_source(Source::Agent)
+                .with_reason(Reason::TaskUnknown)
+                .with_message("Cannot kill task: it is not known to this agent")
+                .with_timestamp(now)
+                .with_uuid(random_uuid());
+            status.agent_id = self.id.clone();
+            if let Err(e) = self.updates.update(now, key.0.clone(), status) {
+                tracing::debug!(error = %e, "no update for the unknown task");
+            }
+            self.checkpoint();
             return;
         };
         if task.terminated || task.kill_requested {
