@@ -211,6 +211,15 @@ async fn killed_agent_tasks_become_unreachable_and_a_restart_recovers_them() {
     let offers = sched.next_of("OFFERS").await;
     let offer = offers["offers"]["offers"][0].clone();
     assert_eq!(offer["hostname"], "agent-under-test", "{offer}");
+    // MESOS_RESOURCES and MESOS_ATTRIBUTES reached the master.
+    let cpus = offer["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "cpus")
+        .map(|r| r["scalar"]["value"].as_f64().unwrap());
+    assert_eq!(cpus, Some(2.0), "{offer}");
+    assert!(offer["attributes"].to_string().contains("r9"), "{offer}");
     let agent_id = offer["agent_id"]["value"].as_str().unwrap().to_string();
     let pidfile = root.join("task.pid");
     sched
