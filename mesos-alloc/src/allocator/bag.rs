@@ -163,22 +163,45 @@ impl Bag {
         }
     }
 
-    /// Quantities of everything (ranges count values, sets items): min-allocatable checks.
-    pub(crate) fn quantities(&self) -> Qty {
-        let mut q = Qty::with_capacity(5);
-        for (i, v) in self.scalars.iter().enumerate() {
-            if *v > 0 {
-                q.push((SLOTS[i].clone(), *v));
+    /// The quantity of one name (a range list counts its values, a set its items).
+    pub(crate) fn quantity(&self, name: &Name) -> i64 {
+        let mut q = match slot(name) {
+            Some(i) => self.scalars[i].max(0),
+            None if *name == Name::Ports => {
+                i64::try_from(self.ports.count()).map_or(i64::MAX, |n| n.saturating_mul(1000))
+            }
+            None => 0,
+        };
+        for e in &self.rest {
+            if e.name == *name {
+                q = q.saturating_add(e.value.quantity().millis());
             }
         }
-        if !self.ports.is_empty() {
-            let n = i64::try_from(self.ports.count()).unwrap_or(i64::MAX / 1000);
-            q.push((Name::Ports, n.saturating_mul(1000)));
+        q
+    }
+
+    /// Upstream's `allocatable`: not empty, and holding at least one of the minimums (an
+    /// empty list accepts anything).
+    pub(crate) fn allocatable(&self, mins: &[Qty]) -> bool {
+        !self.is_empty()
+            && (mins.is_empty()
+                || mins
+                    .iter()
+                    .any(|m| m.iter().all(|(n, v)| self.quantity(n) >= *v)))
+    }
+
+    /// Calls `f(name, amount, unreserved)` for every scalar.
+    pub(crate) fn for_each_scalar(&self, mut f: impl FnMut(&Name, i64, bool)) {
+        for (i, v) in self.scalars.iter().enumerate() {
+            if *v > 0 {
+                f(&SLOTS[i], *v, true);
+            }
         }
         for e in &self.rest {
-            qty::add(&mut q, &e.name, e.value.quantity().millis());
+            if let Value::Scalar(s) = &e.value {
+                f(&e.name, s.millis(), e.is_unreserved());
+            }
         }
-        q
     }
 
     /// Scalar quantities (reserved included): what sorters count.

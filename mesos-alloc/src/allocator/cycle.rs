@@ -11,7 +11,9 @@
 //! copies of the sorted lists taken before the agent's offers, so deferring the updates gives
 //! the same order while letting the loops read the sorters in place.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+
+use std::sync::Arc;
 
 use mesos_core::allocator::Allocation;
 use mesos_core::time::Time;
@@ -70,6 +72,11 @@ struct QuotaBook {
 }
 
 impl QuotaBook {
+    /// True when any quota is set, so consumption must be followed.
+    fn tracking(&self) -> bool {
+        !self.entries.is_empty()
+    }
+
     fn is_capped(e: &QuotaEntry, names: &Qty) -> bool {
         match &e.limits {
             None => false,
@@ -111,18 +118,20 @@ impl QuotaBook {
 }
 
 /// A sorter update deferred to the end of the agent.
-struct Pending {
+#[derive(Debug)]
+pub(crate) struct Pending {
     role_client: ClientId,
     role: u32,
     fw_client: ClientId,
-    q: Qty,
+    /// Its quantities, in `Scratch::pending_q`.
+    q: std::ops::Range<usize>,
 }
 
-fn allocatable(q: &Qty, mins: &[Qty]) -> bool {
-    if q.is_empty() {
-        return false;
-    }
-    mins.is_empty() || mins.iter().any(|m| qty::contains(q, m))
+/// Buffers reused from agent to agent so a cycle allocates only what it returns.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pending: Vec<Pending>,
+    pending_q: Vec<(mesos_core::resources::Name, i64)>,
 }
 
 impl HierarchicalAllocator {
@@ -167,7 +176,7 @@ impl HierarchicalAllocator {
                 let e = &mut book.entries[i];
                 qty::add_all(&mut e.consumed, &role.allocated_unreserved);
                 e.roles += 1;
-                if role.name == role.top {
+                if role.is_top {
                     e.served = true;
                 }
             }
@@ -205,22 +214,37 @@ impl HierarchicalAllocator {
         let mut offer_at: FxHashMap<(u32, u32, u32), usize> = FxHashMap::default();
         let mut offered_agents: Vec<bool> = Vec::new();
         let stage1 = book.unsatisfied > 0;
+        let mut touched = Vec::new();
         if stage1 {
             offered_agents = vec![false; self.agents.len()];
             agents.shuffle(&mut self.rng);
+            self.role_sorter.prepare();
+            let mut order = Stage1Order::build(self, &book);
             for &a in &agents {
                 if book.unsatisfied == 0 {
                     break;
                 }
-                if self.serve_agent(now, a, true, &mut book, &mut offers, &mut offer_at) {
+                touched.clear();
+                let list = order.as_ref().map(|o| &o.set);
+                let offered =
+                    self.serve_agent(now, a, true, list, &mut touched, &mut book, &mut offers, &mut offer_at);
+                if offered {
                     offered_agents[a as usize] = true;
+                    if let Some(o) = order.as_mut() {
+                        self.role_sorter.prepare();
+                        for &r in &touched {
+                            o.update(self, &book, r);
+                        }
+                    }
                 }
             }
         }
         agents.shuffle(&mut self.rng);
         let use_memo = self.quotas.is_empty();
         for &a in &agents {
-            let offered = self.serve_agent(now, a, false, &mut book, &mut offers, &mut offer_at);
+            let offered = self.serve_agent(
+                now, a, false, None, &mut touched, &mut book, &mut offers, &mut offer_at,
+            );
             if use_memo && !offered && !offered_agents.get(a as usize).copied().unwrap_or(false) {
                 if let Some(agent) = self.agents[a as usize].as_mut() {
                     agent.idle_memo = Some((agent.gen, self.epoch));
@@ -238,6 +262,8 @@ impl HierarchicalAllocator {
         now: Time,
         a: u32,
         stage1: bool,
+        list: Option<&BTreeSet<(Stage1Key, u32)>>,
+        touched: &mut Vec<u32>,
         book: &mut QuotaBook,
         offers: &mut Vec<Allocation>,
         offer_at: &mut FxHashMap<(u32, u32, u32), usize>,
@@ -254,6 +280,7 @@ impl HierarchicalAllocator {
             min_allocatable,
             config,
             cluster_total,
+            scratch,
             ..
         } = self;
         let Some(agent) = agents[a as usize].as_mut() else {
@@ -272,26 +299,28 @@ impl HierarchicalAllocator {
         {
             return false;
         }
-        let mut pending: Vec<Pending> = Vec::new();
+        let Scratch { pending, pending_q } = scratch;
         role_sorter.prepare();
-        for rc in role_sorter.order() {
+        let role_order = match list {
+            Some(set) => RoleOrder::List(set.iter()),
+            None => RoleOrder::Sorter(role_sorter.order(), role_of_client),
+        };
+        for r in role_order {
             if agent.available.is_empty() {
                 break;
             }
             if stage1 && book.unsatisfied == 0 {
                 break;
             }
-            let Some(&r) = role_of_client.get(rc.index()) else {
-                continue;
-            };
             let Some(role) = roles.get(r as usize).and_then(Option::as_ref) else {
                 continue;
             };
+            let rc = role.client;
             let entry = book.role_entry.get(r as usize).copied().flatten();
             if stage1 {
                 let Some(i) = entry else { continue };
                 let e = &book.entries[i];
-                if role.name != role.top || e.guarantees.is_empty() || e.satisfied {
+                if !role.is_top || e.guarantees.is_empty() || e.satisfied {
                     continue;
                 }
             } else if let Some(i) = entry {
@@ -324,13 +353,11 @@ impl HierarchicalAllocator {
                 };
                 if cache.as_ref().is_none_or(|c| c.gen != agent.gen) {
                     cache = Some(if whole {
-                        let q = agent.available.quantities();
                         Cached {
                             gen: agent.gen,
                             avail_empty: agent.available.is_empty(),
-                            avail_q: q.clone(),
+                            avail: None,
                             offer: None,
-                            offer_q: q,
                         }
                     } else {
                         let avail = if agent.has_reservations {
@@ -347,8 +374,7 @@ impl HierarchicalAllocator {
                         Cached {
                             gen: agent.gen,
                             avail_empty: avail.is_empty(),
-                            avail_q: avail.quantities(),
-                            offer_q: offer.quantities(),
+                            avail: Some(avail),
                             offer: Some(offer),
                         }
                     });
@@ -367,10 +393,11 @@ impl HierarchicalAllocator {
                     .min_allocatable
                     .as_deref()
                     .unwrap_or(min_allocatable.as_slice());
-                if !allocatable(&c.avail_q, mins) || !allocatable(&c.offer_q, mins) {
+                let to_offer = c.offer.as_ref().unwrap_or(&agent.available);
+                let avail = c.avail.as_ref().unwrap_or(&agent.available);
+                if !avail.allocatable(mins) || (c.avail.is_some() && !to_offer.allocatable(mins)) {
                     continue;
                 }
-                let to_offer = c.offer.as_ref().unwrap_or(&agent.available);
                 if let Some(filters) = fw.filters.get(&a) {
                     if filters
                         .iter()
@@ -388,8 +415,19 @@ impl HierarchicalAllocator {
                     }
                 };
                 agent.gen += 1;
-                let q = offered.scalar_quantities();
-                let uq = offered.unreserved_scalar_quantities();
+                let q_start = pending_q.len();
+                let role_state = roles[r as usize].as_mut().expect("role being served is live");
+                offered.for_each_scalar(|name, v, unreserved| {
+                    pending_q.push((name.clone(), v));
+                    qty::add(&mut role_state.allocated_all, name, v);
+                    if unreserved {
+                        qty::add(&mut role_state.allocated_unreserved, name, v);
+                    }
+                });
+                if book.tracking() {
+                    let uq = offered.unreserved_scalar_quantities();
+                    book.consume(r, &uq, cluster_total);
+                }
                 let resources = offered.to_resources(Some(&role_arc));
                 let new_entry = super::hold(&mut agent.allocations, f, r, offered);
                 let fw_client = fw.roles[fr].client;
@@ -399,15 +437,11 @@ impl HierarchicalAllocator {
                         fw.roles[fr].allocations += 1;
                     }
                 }
-                let role_state = roles[r as usize].as_mut().expect("role being served is live");
-                qty::add_all(&mut role_state.allocated_unreserved, &uq);
-                qty::add_all(&mut role_state.allocated_all, &q);
-                book.consume(r, &uq, cluster_total);
                 pending.push(Pending {
                     role_client: rc,
                     role: r,
                     fw_client,
-                    q,
+                    q: q_start..pending_q.len(),
                 });
                 match offer_at.get(&(f, r, a)) {
                     Some(&i) => offers[i].resources += resources,
@@ -429,12 +463,15 @@ impl HierarchicalAllocator {
             }
         }
         let offered = !pending.is_empty();
-        for p in pending {
-            role_sorter.change(p.role_client, &p.q, 1, true);
+        for p in pending.drain(..) {
+            touched.push(p.role);
+            let q = &pending_q[p.q];
+            role_sorter.change(p.role_client, q, 1, true);
             if let Some(s) = fw_sorters[p.role as usize].as_mut() {
-                s.change(p.fw_client, &p.q, 1, true);
+                s.change(p.fw_client, q, 1, true);
             }
         }
+        pending_q.clear();
         offered
     }
 
@@ -491,8 +528,112 @@ impl HierarchicalAllocator {
 struct Cached {
     gen: u64,
     avail_empty: bool,
-    avail_q: Qty,
-    /// `None`: the whole of the agent's available resources.
+    /// What the role may have here; `None`: the agent's whole available resources.
+    avail: Option<Bag>,
+    /// What it would be offered; `None`: the agent's whole available resources.
     offer: Option<Bag>,
-    offer_q: Qty,
+}
+
+/// Where stage 1 takes its roles from: the role sorter's order, or (DRF) the same order
+/// restricted to the roles stage 1 can still serve.
+enum RoleOrder<'a> {
+    Sorter(crate::sorter::Order<'a>, &'a [u32]),
+    List(std::collections::btree_set::Iter<'a, (Stage1Key, u32)>),
+}
+
+impl Iterator for RoleOrder<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            RoleOrder::Sorter(order, role_of_client) => loop {
+                let rc = order.next()?;
+                if let Some(&r) = role_of_client.get(rc.index()) {
+                    return Some(r);
+                }
+            },
+            RoleOrder::List(iter) => iter.next().map(|(_, r)| *r),
+        }
+    }
+}
+
+/// A top-level role's place among the root's children in the DRF role sorter:
+/// (share, allocation count, name), compared as upstream's `compareDRF` does.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Stage1Key(f64, u64, Arc<str>);
+
+impl Eq for Stage1Key {}
+
+impl PartialOrd for Stage1Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Stage1Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0
+            .total_cmp(&other.0)
+            .then(self.1.cmp(&other.1))
+            .then_with(|| self.2.as_bytes().cmp(other.2.as_bytes()))
+    }
+}
+
+/// The roles stage 1 may still serve, in role-sorter order.
+///
+/// Stage 1 only serves top-level roles with unmet guarantees; these are top-level clients,
+/// so their relative order is that of their top-level nodes among the root's children.
+/// Walking the whole role order for each agent would skip every satisfied role again and
+/// again (upstream's cost with thousands of quota roles); this set holds only the eligible
+/// ones, re-keyed as their allocations change.
+struct Stage1Order {
+    set: BTreeSet<(Stage1Key, u32)>,
+    key_of: FxHashMap<u32, Stage1Key>,
+}
+
+impl Stage1Order {
+    fn eligible(alloc: &HierarchicalAllocator, book: &QuotaBook, r: u32) -> bool {
+        let Some(role) = alloc.roles.get(r as usize).and_then(Option::as_ref) else {
+            return false;
+        };
+        let Some(Some(i)) = book.role_entry.get(r as usize) else {
+            return false;
+        };
+        let e = &book.entries[*i];
+        role.is_top && !e.guarantees.is_empty() && !e.satisfied
+    }
+
+    fn key(alloc: &HierarchicalAllocator, r: u32) -> Option<Stage1Key> {
+        let role = alloc.roles.get(r as usize)?.as_ref()?;
+        let (share, count) = alloc.role_sorter.top_key(role.client)?;
+        Some(Stage1Key(share, count, role.arc.clone()))
+    }
+
+    /// `None` when the role sorter is not DRF (then stage 1 walks the sorter's order).
+    fn build(alloc: &HierarchicalAllocator, book: &QuotaBook) -> Option<Stage1Order> {
+        let mut order = Stage1Order {
+            set: BTreeSet::new(),
+            key_of: FxHashMap::default(),
+        };
+        for r in 0..alloc.roles.len() as u32 {
+            if Self::eligible(alloc, book, r) {
+                let key = Self::key(alloc, r)?;
+                order.set.insert((key.clone(), r));
+                order.key_of.insert(r, key);
+            }
+        }
+        Some(order)
+    }
+
+    /// Re-keys role `r` after its allocation changed (the role sorter must be prepared).
+    fn update(&mut self, alloc: &HierarchicalAllocator, book: &QuotaBook, r: u32) {
+        if let Some(old) = self.key_of.remove(&r) {
+            self.set.remove(&(old, r));
+        }
+        if Self::eligible(alloc, book, r) {
+            if let Some(key) = Self::key(alloc, r) {
+                self.set.insert((key.clone(), r));
+                self.key_of.insert(r, key);
+            }
+        }
+    }
 }

@@ -151,6 +151,7 @@ pub struct HierarchicalAllocator {
     runs: u64,
     /// The agents the last cycle looked at (for introspection).
     pub(crate) last_candidates: Vec<u32>,
+    pub(crate) scratch: cycle::Scratch,
 }
 
 impl HierarchicalAllocator {
@@ -191,6 +192,7 @@ impl HierarchicalAllocator {
             seq: 0,
             runs: 0,
             last_candidates: Vec::new(),
+            scratch: cycle::Scratch::default(),
         }
     }
 

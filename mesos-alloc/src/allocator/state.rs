@@ -120,6 +120,8 @@ pub(crate) struct RoleState {
     pub(crate) arc: Arc<str>,
     /// The top-level role (`a` for `a/b/c`), where quota lives.
     pub(crate) top: String,
+    /// `name == top`.
+    pub(crate) is_top: bool,
     pub(crate) client: ClientId,
     pub(crate) frameworks: usize,
     /// Framework sorter client id -> framework slot.
@@ -134,6 +136,7 @@ impl RoleState {
     pub(crate) fn new(name: String, client: ClientId) -> Self {
         let top = name.split('/').next().unwrap_or("").to_string();
         RoleState {
+            is_top: top == name,
             arc: Arc::from(name.as_str()),
             name,
             top,

@@ -157,6 +157,20 @@ impl DrfSorter {
         PreOrder::new(&self.tree)
     }
 
+    /// The sort key (share, allocation count) under which the top-level node holding
+    /// `client` is placed among the root's children, as of the last sort.
+    pub(crate) fn top_key(&self, client: ClientId) -> Option<(f64, u64)> {
+        let mut n = *self.tree.client_node.get(client.index())?;
+        if n == u32::MAX {
+            return None;
+        }
+        while self.tree.nodes[n as usize].parent != ROOT {
+            n = self.tree.nodes[n as usize].parent;
+        }
+        let node = &self.tree.nodes[n as usize];
+        Some((node.key_share, node.key_count))
+    }
+
     /// Records an allocation given as scalar quantities, by handle.
     pub(crate) fn change(&mut self, client: ClientId, q: &[(Name, i64)], sign: i64, count: bool) {
         self.tree.change(client, q, sign, count);

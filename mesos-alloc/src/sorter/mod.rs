@@ -125,6 +125,14 @@ impl AnySorter {
         }
     }
 
+    /// See [`DrfSorter::top_key`]; `None` for the random sorter.
+    pub(crate) fn top_key(&self, client: ClientId) -> Option<(f64, u64)> {
+        match self {
+            AnySorter::Drf(s) => s.top_key(client),
+            AnySorter::Random(_) => None,
+        }
+    }
+
     /// Prepares the order (DRF fix-up or a fresh shuffle); then [`AnySorter::order`] reads it.
     pub(crate) fn prepare(&mut self) {
         match self {
