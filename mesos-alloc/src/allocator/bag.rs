@@ -289,9 +289,9 @@ impl Bag {
             ports: self.ports.clone(),
             ..Bag::default()
         };
-        for i in 0..4 {
-            if self.scalars[i] > 0 {
-                out.scalars[i] = take(&SLOTS[i], self.scalars[i]);
+        for ((out, v), name) in out.scalars.iter_mut().zip(self.scalars).zip(&SLOTS) {
+            if v > 0 {
+                *out = take(name, v);
             }
         }
         for e in &self.rest {
