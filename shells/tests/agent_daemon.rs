@@ -345,3 +345,18 @@ async fn an_agent_the_master_forgot_registers_again_with_its_id_and_tasks() {
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_master_makes_the_agent_reconnect_after_the_ping_timeout() {
+    let mut m = FakeMaster::start_with_ping_timeout(0.3).await;
+    let dir = work_dir("silent");
+    let agent = RunningAgent::start(config(&m.addr, dir.clone())).await;
+    m.registration().await;
+    m.stream_opened().await;
+    // No PING ever comes: the agent gives up on the stream and opens a new one (no new
+    // registration is needed: the master still knows it).
+    assert_eq!(m.stream_opened().await, "fake-S0");
+    assert!(m.registrations.try_recv().is_err());
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -43,9 +43,16 @@ pub enum LinkError {
     },
 }
 
-#[derive(Deserialize)]
-struct Registered {
-    agent_id: AgentId,
+/// The master's answer to a registration.
+#[derive(Debug, Deserialize)]
+pub struct Registered {
+    /// The agent's id.
+    pub agent_id: AgentId,
+    /// How long the master lets the agent go unheard (ping interval times missed pings), when
+    /// it says; the agent then reconnects when its stream stays silent that long (upstream's
+    /// `total_ping_timeout_seconds`).
+    #[serde(default)]
+    pub total_ping_timeout_seconds: Option<f64>,
 }
 
 /// An HTTP client for one master.
@@ -67,6 +74,7 @@ impl MasterClient {
         // The stream stays open indefinitely: only connecting is bounded.
         let streaming = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
+            .tcp_keepalive(Duration::from_secs(30))
             .build()
             .map_err(|e| LinkError::Unreachable(e.to_string()))?;
         Ok(MasterClient {
@@ -90,7 +98,7 @@ impl MasterClient {
     }
 
     /// `POST /internal/agent/register`.
-    pub async fn register(&self, reg: &AgentRegistration) -> Result<AgentId, LinkError> {
+    pub async fn register(&self, reg: &AgentRegistration) -> Result<Registered, LinkError> {
         let resp = self
             .http
             .post(format!("{}/internal/agent/register", self.base))
@@ -99,11 +107,10 @@ impl MasterClient {
             .await
             .map_err(|e| LinkError::Unreachable(e.to_string()))?;
         let resp = Self::check(resp).await?;
-        let r: Registered = resp.json().await.map_err(|e| LinkError::Refused {
+        resp.json().await.map_err(|e| LinkError::Refused {
             status: 200,
             body: format!("unreadable registration answer: {e}"),
-        })?;
-        Ok(r.agent_id)
+        })
     }
 
     /// `POST /internal/agent/{id}/stream`.
@@ -162,13 +169,19 @@ pub async fn connection(
     let mut delay = backoff.initial;
     let mut agent: Option<AgentId> = None;
     let mut must_register = true;
+    let mut silence_limit: Option<Duration> = None;
     loop {
         if must_register {
             let Some(reg) = ask_registration(&inputs).await else {
                 return;
             };
             match client.register(&reg).await {
-                Ok(id) => {
+                Ok(answer) => {
+                    let id = answer.agent_id;
+                    silence_limit = answer
+                        .total_ping_timeout_seconds
+                        .filter(|s| s.is_finite() && *s > 0.0)
+                        .map(|s| Duration::from_secs_f64(s.min(1e6)));
                     tracing::info!(agent = %id, reregistration = reg.id.is_some(), "registered with the master");
                     if inputs.send(Input::Registered(id.clone())).await.is_err() {
                         return;
@@ -217,9 +230,18 @@ pub async fn connection(
         delay = backoff.initial;
         let mut body = resp.bytes_stream();
         let mut decoder = Decoder::new(MAX_RECORD);
+        let mut heard = tokio::time::Instant::now();
         let ended = loop {
+            let deadline = silence_limit.map(|l| heard + l);
             tokio::select! {
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                    break format!(
+                        "nothing from the master for {:?} (its ping timeout)",
+                        silence_limit.unwrap_or_default()
+                    );
+                }
                 chunk = body.next() => {
+                    heard = tokio::time::Instant::now();
                     let chunk = match chunk {
                         Some(Ok(c)) => c,
                         Some(Err(e)) => break format!("stream error: {e}"),

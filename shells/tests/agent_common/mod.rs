@@ -36,6 +36,7 @@ struct Shared {
     streams_opened: mpsc::Sender<String>,
     next_id: Arc<Mutex<u32>>,
     forgotten: Arc<std::sync::atomic::AtomicBool>,
+    ping_timeout: Option<f64>,
 }
 
 /// The fake master and what it observed.
@@ -73,7 +74,11 @@ async fn register(State(s): State<Shared>, Json(reg): Json<AgentRegistration>) -
         }
     };
     let _ = s.registrations.send(reg).await;
-    Json(serde_json::json!({"agent_id": {"value": id.as_str()}})).into_response()
+    let mut answer = serde_json::json!({"agent_id": {"value": id.as_str()}});
+    if let Some(t) = s.ping_timeout {
+        answer["total_ping_timeout_seconds"] = serde_json::json!(t);
+    }
+    Json(answer).into_response()
 }
 
 async fn stream(State(s): State<Shared>, Path(id): Path<String>) -> Response {
@@ -116,6 +121,20 @@ impl FakeMaster {
 
     /// Starts one on `listener`.
     pub async fn start_on(listener: tokio::net::TcpListener) -> FakeMaster {
+        Self::start_with(listener, None).await
+    }
+
+    /// Starts one on 127.0.0.1:0 that announces `secs` as its total ping timeout (and never
+    /// pings).
+    pub async fn start_with_ping_timeout(secs: f64) -> FakeMaster {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_with(listener, Some(secs)).await
+    }
+
+    async fn start_with(
+        listener: tokio::net::TcpListener,
+        ping_timeout: Option<f64>,
+    ) -> FakeMaster {
         let addr = listener.local_addr().unwrap().to_string();
         let (reg_tx, reg_rx) = mpsc::channel(64);
         let (msg_tx, msg_rx) = mpsc::channel(1024);
@@ -129,6 +148,7 @@ impl FakeMaster {
             streams_opened: open_tx,
             next_id: Arc::new(Mutex::new(0)),
             forgotten: forgotten.clone(),
+            ping_timeout,
         };
         let app = Router::new()
             .route("/internal/agent/register", post(register))
