@@ -72,6 +72,14 @@ async fn registers_runs_a_task_and_retries_updates_until_acknowledged() {
             assert_eq!(s["id"], "fake-S0");
             assert_eq!(s["frameworks"][0]["tasks"], json!([]));
             assert_eq!(s["pending_status_updates"], 0);
+            let exec = &s["frameworks"][0]["completed_executors"][0];
+            assert_eq!(exec["id"], "t-true");
+            let sandbox = std::path::PathBuf::from(exec["directory"].as_str().unwrap());
+            assert!(sandbox.starts_with(&dir), "{sandbox:?}");
+            assert!(sandbox.join("stdout").exists());
+            assert!(sandbox
+                .to_string_lossy()
+                .contains("/slaves/fake-S0/frameworks/fw-1/executors/t-true/runs/"));
             done = true;
             break;
         }

@@ -782,31 +782,57 @@ impl Agent {
                 "sandbox": r.sandbox.display().to_string(),
             })
         };
-        let mut frameworks: BTreeMap<FrameworkId, (FrameworkRef, Vec<Json>, Vec<Json>)> =
-            BTreeMap::new();
+        // Upstream's shape: each command task has its own executor (same id), whose
+        // `directory` is the sandbox.
+        let executor_json = |r: &TaskRecord, running: bool| {
+            let task = task_json(r);
+            json!({
+                "id": r.task.task_id.as_str(),
+                "name": format!("Command Executor (Task: {})", r.task.task_id),
+                "source": r.task.task_id.as_str(),
+                "framework_id": r.framework.id.as_str(),
+                "container": r.container_id,
+                "directory": r.sandbox.display().to_string(),
+                "resources": resources_state_json(&r.task.resources),
+                "tasks": if running { vec![task.clone()] } else { vec![] },
+                "queued_tasks": [],
+                "completed_tasks": if running { vec![] } else { vec![task] },
+            })
+        };
+        #[derive(Default)]
+        struct Fw {
+            info: Option<FrameworkRef>,
+            tasks: Vec<Json>,
+            completed_tasks: Vec<Json>,
+            executors: Vec<Json>,
+            completed_executors: Vec<Json>,
+        }
+        let mut frameworks: BTreeMap<FrameworkId, Fw> = BTreeMap::new();
         for t in self.tasks.values() {
-            frameworks
-                .entry(t.rec.framework.id.clone())
-                .or_insert_with(|| (t.rec.framework.clone(), Vec::new(), Vec::new()))
-                .1
-                .push(task_json(&t.rec));
+            let f = frameworks.entry(t.rec.framework.id.clone()).or_default();
+            f.info.get_or_insert_with(|| t.rec.framework.clone());
+            f.tasks.push(task_json(&t.rec));
+            f.executors.push(executor_json(&t.rec, !t.terminated));
         }
         for r in &self.completed {
-            frameworks
-                .entry(r.framework.id.clone())
-                .or_insert_with(|| (r.framework.clone(), Vec::new(), Vec::new()))
-                .2
-                .push(task_json(r));
+            let f = frameworks.entry(r.framework.id.clone()).or_default();
+            f.info.get_or_insert_with(|| r.framework.clone());
+            f.completed_tasks.push(task_json(r));
+            f.completed_executors.push(executor_json(r, false));
         }
         let frameworks: Vec<Json> = frameworks
-            .values()
-            .map(|(f, tasks, done)| {
+            .into_iter()
+            .map(|(id, f)| {
+                let info = f.info.map(|r| r.info).unwrap_or_default();
                 json!({
-                    "id": f.id.as_str(),
-                    "name": f.info.name,
-                    "user": f.info.user,
-                    "tasks": tasks,
-                    "completed_tasks": done,
+                    "id": id.as_str(),
+                    "name": info.name,
+                    "user": info.user,
+                    "role": info.role.clone().unwrap_or_else(|| "*".into()),
+                    "tasks": f.tasks,
+                    "completed_tasks": f.completed_tasks,
+                    "executors": f.executors,
+                    "completed_executors": f.completed_executors,
                 })
             })
             .collect();
@@ -823,6 +849,7 @@ impl Agent {
             "connected": self.connected,
             "flags": self.identity.flags,
             "frameworks": frameworks,
+            "completed_frameworks": [],
             "pending_status_updates": self.updates.stream_count(),
         })
     }
