@@ -6,6 +6,9 @@
 //! scalar `level`. One iteration builds a fresh placer (not timed), then offers every agent in turn,
 //! again with what is left, until all 100,000 instances are placed. Throughput is placements.
 //!
+//! A second id, `placement/explain_1000_apps_x_1000_offers`, measures the rejection path: no app
+//! fits, so each of 1,000 offers is checked by all 1,000 apps, each recording why.
+//!
 //! Run: `cargo bench -p benches --bench placement`.
 
 use std::hint::black_box;
@@ -175,6 +178,30 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || (placer(&apps), agents()),
             |(mut p, mut ag)| black_box(run(&mut p, &mut ag, &first_round)),
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    // The price of explanations: nothing fits (every app needs 64 cpus), so every offer is
+    // checked by every app and each records its reason. Throughput is rejections.
+    let mut big = apps.clone();
+    for a in &mut big {
+        a.cpus = 64.0;
+    }
+    let offers: Vec<Offer> = first_round.iter().take(1000).cloned().collect();
+    let mut g = c.benchmark_group("placement");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((APPS * offers.len()) as u64));
+    g.bench_function("explain_1000_apps_x_1000_offers", |b| {
+        b.iter_batched(
+            || placer(&big),
+            |mut p| {
+                for o in &offers {
+                    black_box(p.place(o, Time::ZERO));
+                }
+                p
+            },
             BatchSize::LargeInput,
         )
     });
