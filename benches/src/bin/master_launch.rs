@@ -1,0 +1,452 @@
+//! End-to-end launch throughput and master memory, through the real `mesos-master` binary on
+//! loopback.
+//!
+//! ```text
+//! cargo build --release -p shells && cargo run --release -p benches --bin master_launch -- \
+//!     --mode noop --tasks 100000 --agents 4
+//! cargo run --release -p benches --bin master_launch -- --mode process --tasks 5000 --agents 2
+//! ```
+//!
+//! - `--mode noop`: agents are in-process fakes speaking the agent protocol that answer every
+//!   RUN_TASK with TASK_RUNNING at once (the master path alone). Tasks stay running, so the
+//!   master's RSS growth per task is measured too.
+//! - `--mode process`: real `mesos-agent` processes run every task (`true`) through the process
+//!   runtime; a launch counts when its TASK_FINISHED reaches the framework.
+//!
+//! The framework is a v1 HTTP scheduler in this process: it packs as many tasks (cpus:0.01;mem:1)
+//! into each offer as fit and acknowledges every update.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use futures::StreamExt;
+use mesos_core::ids::{AgentId, FrameworkId, TaskId};
+use mesos_core::master::{Address, AgentCommand, AgentMessage, AgentRegistration};
+use mesos_core::resources::Resources;
+use mesos_core::task::{Source, StatusUuid, TaskState, TaskStatus};
+use mesos_core::time::Time;
+use serde_json::{json, Value as Json};
+use tokio::sync::{mpsc, Semaphore};
+
+const TASK_CPUS: f64 = 0.01;
+const TASK_MEM: f64 = 1.0;
+
+struct Args {
+    mode: String,
+    tasks: usize,
+    agents: usize,
+    bin_dir: std::path::PathBuf,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut a = Args {
+        mode: "noop".into(),
+        tasks: 20_000,
+        agents: 2,
+        bin_dir: std::env::current_exe()?
+            .parent()
+            .context("exe dir")?
+            .to_path_buf(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--mode" => a.mode = value,
+            "--tasks" => a.tasks = value.parse()?,
+            "--agents" => a.agents = value.parse()?,
+            "--bin-dir" => a.bin_dir = value.into(),
+            other => bail!("unknown flag {other} (--mode noop|process, --tasks N, --agents K, --bin-dir DIR)"),
+        }
+    }
+    if a.mode != "noop" && a.mode != "process" {
+        bail!("--mode is noop or process");
+    }
+    if a.tasks == 0 || a.agents == 0 {
+        bail!("--tasks and --agents must be above zero");
+    }
+    Ok(a)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            // SIGTERM first so agents kill their tasks; then make sure.
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+        }
+        for c in &mut self.0 {
+            for _ in 0..100 {
+                if matches!(c.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn wait_healthy(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    for _ in 0..300 {
+        if client
+            .get(format!("{base}/master/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("master not healthy")
+}
+
+/// Reads RecordIO records from a streamed body into a channel.
+fn records(resp: reqwest::Response, tx: mpsc::Sender<Vec<u8>>) {
+    tokio::spawn(async move {
+        let mut body = resp.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            buf.extend_from_slice(&chunk);
+            loop {
+                let Some(nl) = buf.iter().position(|b| *b == b'\n') else {
+                    break;
+                };
+                let Some(len) = std::str::from_utf8(&buf[..nl])
+                    .ok()
+                    .and_then(|s| s.parse::<usize>().ok())
+                else {
+                    return;
+                };
+                if buf.len() < nl + 1 + len {
+                    break;
+                }
+                let record = buf[nl + 1..nl + 1 + len].to_vec();
+                buf.drain(..nl + 1 + len);
+                if tx.send(record).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+}
+
+/// A fake agent answering RUN_TASK with TASK_RUNNING.
+async fn fake_agent(
+    client: reqwest::Client,
+    base: String,
+    index: usize,
+    resources: String,
+) -> anyhow::Result<()> {
+    let reg = AgentRegistration {
+        id: None,
+        hostname: format!("fake-{index}"),
+        address: Address {
+            hostname: format!("fake-{index}"),
+            ip: "127.0.0.1".into(),
+            port: 5051,
+        },
+        resources: Resources::parse(&resources)?,
+        attributes: Default::default(),
+        tasks: Vec::new(),
+        version: "1.11.0".into(),
+    };
+    let r: Json = client
+        .post(format!("{base}/internal/agent/register"))
+        .json(&reg)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = r["agent_id"]["value"]
+        .as_str()
+        .context("agent id")?
+        .to_string();
+    let resp = client
+        .post(format!("{base}/internal/agent/{id}/stream"))
+        .send()
+        .await?;
+    let (tx, mut rx) = mpsc::channel(65_536);
+    records(resp, tx);
+    let inflight = Arc::new(Semaphore::new(64));
+    let mut n: u128 = (index as u128) << 64;
+    tokio::spawn(async move {
+        while let Some(rec) = rx.recv().await {
+            let Ok(cmd) = serde_json::from_slice::<AgentCommand>(&rec) else {
+                continue;
+            };
+            let msg = match cmd {
+                AgentCommand::RunTask { framework, task } => {
+                    n += 1;
+                    status(&framework.id, &task.task_id, &id, TaskState::Running, n)
+                }
+                AgentCommand::Ping => AgentMessage::Pong,
+                _ => continue,
+            };
+            let Ok(permit) = inflight.clone().acquire_owned().await else {
+                return;
+            };
+            let client = client.clone();
+            let url = format!("{base}/internal/agent/{id}/message");
+            tokio::spawn(async move {
+                let _ = client.post(url).json(&msg).send().await;
+                drop(permit);
+            });
+        }
+    });
+    Ok(())
+}
+
+fn status(fw: &FrameworkId, task: &TaskId, agent: &str, state: TaskState, n: u128) -> AgentMessage {
+    AgentMessage::StatusUpdate {
+        framework_id: fw.clone(),
+        status: TaskStatus::new(task.clone(), state)
+            .with_source(Source::Executor)
+            .with_agent(AgentId::new(agent))
+            .with_uuid(StatusUuid::from_u128(n))
+            .with_timestamp(Time::from_secs(1)),
+    }
+}
+
+fn scalar(offer: &Json, name: &str) -> f64 {
+    offer["resources"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter(|r| r["name"] == name)
+                .filter_map(|r| r["scalar"]["value"].as_f64())
+                .sum()
+        })
+        .unwrap_or(0.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let work = std::env::temp_dir().join(format!("master-launch-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let mut children = Children(Vec::new());
+    let master_bin = args.bin_dir.join("mesos-master");
+    let master = Command::new(&master_bin)
+        .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--allocation_interval", "10ms", "--agent_ping_timeout", "60secs"])
+        .args(["--max_completed_tasks_per_framework", "1000"])
+        .env("MESOS_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("spawn {}", master_bin.display()))?;
+    let master_pid = master.id();
+    children.0.push(master);
+    wait_healthy(&client, &base).await?;
+
+    let per_agent = args.tasks.div_ceil(args.agents) + 10;
+    if args.mode == "noop" {
+        let res = format!(
+            "cpus:{};mem:{}",
+            (per_agent as f64 * TASK_CPUS).ceil(),
+            per_agent as f64 * TASK_MEM
+        );
+        for i in 0..args.agents {
+            fake_agent(client.clone(), base.clone(), i, res.clone()).await?;
+        }
+    } else {
+        let agent_bin = args.bin_dir.join("mesos-agent");
+        for i in 0..args.agents {
+            let aport = free_port()?;
+            let child = Command::new(&agent_bin)
+                .args(["--master", &format!("127.0.0.1:{port}")])
+                .args(["--ip", "127.0.0.1", "--port", &aport.to_string()])
+                .args(["--hostname", &format!("agent-{i}")])
+                .args(["--work_dir", &work.join(format!("agent-{i}")).display().to_string()])
+                .args(["--resources", "cpus:16;mem:16384;disk:1000"])
+                .args(["--containerizers", "mesos", "--kill_tasks_on_shutdown"])
+                .env("MESOS_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .with_context(|| format!("spawn {}", agent_bin.display()))?;
+            children.0.push(child);
+        }
+    }
+    // Wait for the agents to register.
+    for _ in 0..500 {
+        let s: Json = client
+            .get(format!("{base}/master/state"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if s["activated_slaves"].as_u64().unwrap_or(0) as usize >= args.agents {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rss_before = rss_kib(master_pid);
+
+    // The framework.
+    let resp = client
+        .post(format!("{base}/api/v1/scheduler"))
+        .header("Content-Type", "application/json")
+        .json(&json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": "bench", "name": "master_launch", "failover_timeout": 60.0}}}))
+        .send()
+        .await?;
+    if resp.status() != 200 {
+        bail!("SUBSCRIBE: {}", resp.status());
+    }
+    let stream_id = resp
+        .headers()
+        .get("mesos-stream-id")
+        .and_then(|v| v.to_str().ok())
+        .context("stream id")?
+        .to_string();
+    let (tx, mut rx) = mpsc::channel(65_536);
+    records(resp, tx);
+    let done_state = if args.mode == "noop" {
+        "TASK_RUNNING"
+    } else {
+        "TASK_FINISHED"
+    };
+    let launched = AtomicUsize::new(0);
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let inflight = Arc::new(Semaphore::new(64));
+    let mut framework_id = Json::Null;
+    let mut started: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let call = |body: Json| {
+        client
+            .post(format!("{base}/api/v1/scheduler"))
+            .header("Content-Type", "application/json")
+            .header("Mesos-Stream-Id", stream_id.clone())
+            .json(&body)
+            .send()
+    };
+    while (done.load(Ordering::SeqCst) as usize) < args.tasks {
+        if Instant::now() > deadline {
+            bail!(
+                "timed out with {} of {} tasks {done_state}",
+                done.load(Ordering::SeqCst),
+                args.tasks
+            );
+        }
+        let Ok(Some(rec)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await else {
+            continue;
+        };
+        let e: Json = serde_json::from_slice(&rec)?;
+        match e["type"].as_str() {
+            Some("SUBSCRIBED") => framework_id = e["subscribed"]["framework_id"].clone(),
+            Some("OFFERS") => {
+                for offer in e["offers"]["offers"].as_array().into_iter().flatten() {
+                    let left = args.tasks - launched.load(Ordering::SeqCst);
+                    let fit = ((scalar(offer, "cpus") + 1e-9) / TASK_CPUS)
+                        .min(scalar(offer, "mem") / TASK_MEM)
+                        .floor() as usize;
+                    let n = fit.min(left);
+                    let mut tasks = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let i = launched.fetch_add(1, Ordering::SeqCst);
+                        tasks.push(json!({
+                            "name": "t", "task_id": {"value": format!("t{i}")},
+                            "agent_id": offer["agent_id"],
+                            "resources": [
+                                {"name": "cpus", "type": "SCALAR", "scalar": {"value": TASK_CPUS}},
+                                {"name": "mem", "type": "SCALAR", "scalar": {"value": TASK_MEM}}],
+                            "command": {"value": "true"}}));
+                    }
+                    started.get_or_insert_with(Instant::now);
+                    let body = json!({"type": "ACCEPT", "framework_id": framework_id,
+                        "accept": {"offer_ids": [offer["id"]],
+                            "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+                            "filters": {"refuse_seconds": 0.0}}});
+                    let r = call(body).await?;
+                    if r.status() != 202 {
+                        bail!("ACCEPT: {}", r.status());
+                    }
+                }
+            }
+            Some("UPDATE") => {
+                let s = &e["update"]["status"];
+                let state = s["state"].as_str().unwrap_or("");
+                if state == done_state {
+                    done.fetch_add(1, Ordering::SeqCst);
+                } else if !matches!(state, "TASK_STARTING" | "TASK_RUNNING") {
+                    failed.fetch_add(1, Ordering::SeqCst);
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+                if s.get("uuid").is_some() {
+                    let body = json!({"type": "ACKNOWLEDGE", "framework_id": framework_id,
+                        "acknowledge": {"agent_id": s["agent_id"], "task_id": s["task_id"],
+                            "uuid": s["uuid"]}});
+                    let permit = inflight.clone().acquire_owned().await?;
+                    let req = call(body);
+                    tokio::spawn(async move {
+                        let _ = req.await;
+                        drop(permit);
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
+    // Let in-flight acknowledgements land before measuring memory.
+    let _ = inflight.acquire_many(64).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after = rss_kib(master_pid);
+    let rate = args.tasks as f64 / elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "master_launch mode={} tasks={} agents={} failed={} elapsed={:.3}s rate={:.0} tasks/s",
+        args.mode,
+        args.tasks,
+        args.agents,
+        failed.load(Ordering::SeqCst),
+        elapsed.as_secs_f64(),
+        rate
+    );
+    println!(
+        "master RSS: {} KiB before, {} KiB after ({:.2} KiB per task held{})",
+        rss_before,
+        rss_after,
+        rss_after.saturating_sub(rss_before) as f64 / args.tasks as f64,
+        if args.mode == "noop" {
+            ", tasks still running"
+        } else {
+            ", tasks finished"
+        }
+    );
+    drop(children);
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
