@@ -179,6 +179,15 @@ fn scaling_proposition_vector() {
     );
     assert_eq!(prop.to_kill, ["i2", "i3", "i4"]);
     assert_eq!(prop.to_start, 0);
+    // Duplicates and unknown ids in the sentence are ignored.
+    let prop = propose_scaling(
+        &running[..1],
+        &["i1".into(), "i1".into(), "zz".into()],
+        &[],
+        0,
+        KillSelection::YoungestFirst,
+    );
+    assert_eq!(prop.to_kill, ["i1"]);
     // Scale up.
     let prop = propose_scaling(&running, &[], &[], 6, KillSelection::YoungestFirst);
     assert!(prop.to_kill.is_empty());

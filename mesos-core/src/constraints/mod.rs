@@ -267,6 +267,12 @@ impl Constraint {
             }
             Operator::Like | Operator::Unlike => {
                 let v = value.ok_or(ConstraintError::RegexMissing)?;
+                // The expression must compile on its own: `a)|(b` would otherwise escape the
+                // anchoring group below and match partially.
+                let invalid = || ConstraintError::RegexInvalid {
+                    value: v.to_string(),
+                };
+                Regex::new(v).map_err(|_| invalid())?;
                 let re = Regex::new(&format!("^(?:{v})$")).map_err(|_| {
                     ConstraintError::RegexInvalid {
                         value: v.to_string(),

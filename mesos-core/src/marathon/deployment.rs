@@ -345,10 +345,12 @@ pub fn propose_scaling(
     selection: KillSelection,
 ) -> ScalingProposition {
     let count = running.len();
-    let sentenced: Vec<&String> = sentenced
+    let mut sentenced: Vec<&String> = sentenced
         .iter()
         .filter(|s| running.iter().any(|r| &r.id == *s))
         .collect();
+    let mut seen = BTreeSet::new();
+    sentenced.retain(|s| seen.insert(*s));
     let decommission = count.saturating_sub(scale_to as usize).max(sentenced.len());
     let mut to_kill: Vec<String> = sentenced.iter().map(|s| (*s).clone()).collect();
     let mut rest: Vec<InstanceView> = running
