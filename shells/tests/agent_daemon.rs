@@ -77,6 +77,50 @@ async fn registers_runs_a_task_and_retries_updates_until_acknowledged() {
             let sandbox = std::path::PathBuf::from(exec["directory"].as_str().unwrap());
             assert!(sandbox.starts_with(&dir), "{sandbox:?}");
             assert!(sandbox.join("stdout").exists());
+            // The sandbox through upstream's file endpoints.
+            let base = format!("http://{}/files", agent.addr);
+            let http = reqwest::Client::new();
+            let list: serde_json::Value = http
+                .get(format!("{base}/browse"))
+                .query(&[("path", sandbox.to_str().unwrap())])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let names: Vec<&str> = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["path"].as_str().unwrap().rsplit('/').next().unwrap())
+                .collect();
+            assert!(
+                names.contains(&"stdout") && names.contains(&"stderr"),
+                "{list}"
+            );
+            std::fs::write(sandbox.join("stdout"), "0123456789").unwrap();
+            let read: serde_json::Value = http
+                .get(format!("{base}/read"))
+                .query(&[
+                    ("path", sandbox.join("stdout").to_str().unwrap()),
+                    ("offset", "2"),
+                    ("length", "3"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(read, json!({"data": "234", "offset": 2}));
+            let outside = http
+                .get(format!("{base}/read"))
+                .query(&[("path", "/etc/hostname")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(outside.status(), 403);
             assert!(sandbox
                 .to_string_lossy()
                 .contains("/slaves/fake-S0/frameworks/fw-1/executors/t-true/runs/"));

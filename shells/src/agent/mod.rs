@@ -212,7 +212,7 @@ pub async fn run(
     ));
     background.spawn(link::sender(client, out_rx, input_tx.clone(), ctl_tx));
 
-    let app = http::router(input_tx);
+    let app = http::router(input_tx, &work_dir);
     let mut server_shutdown = shutdown.clone();
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
