@@ -352,3 +352,31 @@ fn impossible_placements_are_named_early() {
     );
     assert!(unsatisfiable(&[], 1000, &agents).is_none());
 }
+
+proptest! {
+    /// Scale-down with one GROUP_BY leaves the most even spread possible: the largest group left
+    /// is as small as any choice of kills could make it.
+    #[test]
+    fn scale_down_leaves_the_smallest_possible_largest_group(
+        racks in prop::collection::vec(0u8..5, 1..30),
+        kill in any::<prop::sample::Index>(),
+    ) {
+        let g = Constraint::from_json(&json!(["rack", "GROUP_BY"])).unwrap();
+        let agents: Vec<AgentView> = racks.iter().enumerate().map(|(i, r)| rack(&format!("h{i}"), &format!("r{r}"))).collect();
+        let refs: Vec<&AgentView> = agents.iter().collect();
+        let k = kill.index(agents.len() + 1);
+        let chosen = select_instances_to_kill(std::slice::from_ref(&g), &refs, k);
+        prop_assert_eq!(chosen.len(), k);
+        let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+        let mut initial = std::collections::BTreeMap::<&str, usize>::new();
+        for (i, a) in agents.iter().enumerate() {
+            *initial.entry(a.attribute("rack").unwrap()).or_default() += 1;
+            if !chosen.contains(&i) {
+                *counts.entry(a.attribute("rack").unwrap()).or_default() += 1;
+            }
+        }
+        let left = agents.len() - k;
+        let best = (0..=agents.len()).find(|m| initial.values().map(|c| (*c).min(*m)).sum::<usize>() >= left).unwrap();
+        prop_assert_eq!(counts.values().copied().max().unwrap_or(0), best);
+    }
+}

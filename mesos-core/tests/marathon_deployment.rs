@@ -448,3 +448,80 @@ fn health_counting() {
     };
     assert_eq!(ignore.http_outcome(101), None);
 }
+
+proptest! {
+    /// Apps act only after the apps they depend on; stops come first, starts second.
+    #[test]
+    fn plans_respect_dependencies(
+        deps in prop::collection::vec(prop::collection::vec(any::<prop::sample::Index>(), 0..3), 1..9),
+        existing in prop::collection::vec(any::<bool>(), 9),
+        changed in prop::collection::vec(0u8..3, 9),
+        removed in 0usize..3,
+    ) {
+        // App i may depend only on apps with a lower index: acyclic by construction.
+        let n = deps.len();
+        let id = |i: usize| format!("/app{i}");
+        let mut target = Vec::new();
+        let mut original = Vec::new();
+        for (i, ds) in deps.iter().enumerate() {
+            let d: Vec<String> = if i == 0 { vec![] } else { ds.iter().map(|x| id(x.index(i))).collect() };
+            let a = app(json!({"id": id(i), "dependencies": d, "instances": 2}));
+            if existing[i] {
+                let mut old = a.clone();
+                match changed[i] {
+                    0 => {}
+                    1 => old.instances = 1,
+                    _ => old.cmd = Some("old".into()),
+                }
+                original.push(old);
+            }
+            target.push(a);
+        }
+        for r in 0..removed {
+            original.push(app(json!({"id": format!("/gone{r}")})));
+        }
+        let plan = DeploymentPlan::new(&apps(original), &apps(target.clone())).unwrap();
+        let step_of = |name: &str, app: &str| plan.steps.iter().position(|s| s.actions.iter().any(|a| a.name() == name && a.app().to_string() == app));
+        let mut main_phase = BTreeMap::new();
+        for (k, s) in plan.steps.iter().enumerate() {
+            for a in &s.actions {
+                match a {
+                    DeploymentAction::StopApplication { .. } => prop_assert_eq!(k, 0),
+                    DeploymentAction::StartApplication { .. } => prop_assert!(k <= 1),
+                    other => { main_phase.insert(other.app().to_string(), k); }
+                }
+            }
+        }
+        for (i, a) in target.iter().enumerate() {
+            for d in &a.dependencies {
+                if let (Some(ka), Some(kd)) = (main_phase.get(&id(i)), main_phase.get(&d.to_string())) {
+                    prop_assert!(ka > kd, "{} (step {}) before its dependency {} (step {})", id(i), ka, d, kd);
+                }
+            }
+            if !existing[i] {
+                prop_assert!(step_of("StartApplication", &id(i)).is_some());
+            }
+        }
+        prop_assert!(n >= 1);
+    }
+
+    /// A cycle is refused, and the named cycle follows real dependency edges.
+    #[test]
+    fn cycles_are_named_along_real_edges(len in 2usize..6, extra in 0usize..4) {
+        let id = |i: usize| format!("/c{i}");
+        let mut list: Vec<AppDefinition> = (0..len)
+            .map(|i| app(json!({"id": id(i), "dependencies": [id((i + 1) % len)]})))
+            .collect();
+        for e in 0..extra {
+            list.push(app(json!({"id": format!("/free{e}"), "dependencies": [id(0)]})));
+        }
+        let err = DeploymentPlan::new(&BTreeMap::new(), &apps(list.clone())).unwrap_err();
+        let PlanError::Cycle { cycle } = err;
+        prop_assert_eq!(cycle.first(), cycle.last());
+        prop_assert_eq!(cycle.len(), len + 1);
+        let by_id: BTreeMap<String, &AppDefinition> = list.iter().map(|a| (a.id.to_string(), a)).collect();
+        for w in cycle.windows(2) {
+            prop_assert!(by_id[&w[0].to_string()].dependencies.contains(&w[1]));
+        }
+    }
+}
