@@ -40,14 +40,16 @@ pub struct DrfSorter {
 }
 
 /// Upstream's `compareDRF`: lower share, then fewer allocations, then smaller path.
-fn cmp_key(a: (f64, u64, &str), b: (f64, u64, &str)) -> Ordering {
+/// (The path comparison is on the name's rank among siblings: siblings share the parent's
+/// path, so their paths order as their names do.)
+fn cmp_key(a: (f64, u64, u32), b: (f64, u64, u32)) -> Ordering {
     if a.0 < b.0 {
         return Ordering::Less;
     }
     if a.0 > b.0 {
         return Ordering::Greater;
     }
-    a.1.cmp(&b.1).then_with(|| a.2.cmp(b.2))
+    a.1.cmp(&b.1).then(a.2.cmp(&b.2))
 }
 
 impl DrfSorter {
@@ -208,9 +210,23 @@ impl DrfSorter {
         self.tree.stale = stale;
     }
 
-    fn key(&self, n: u32) -> (f64, u64, &str) {
+    fn key(&self, n: u32) -> (f64, u64, u32) {
         let node = &self.tree.nodes[n as usize];
-        (node.key_share, node.key_count, &node.name)
+        (node.key_share, node.key_count, node.rank)
+    }
+
+    /// Ranks a node's children by name (after its set of children changed).
+    fn rank_children(&mut self, node: u32) {
+        if !self.tree.nodes[node as usize].ranks_stale {
+            return;
+        }
+        let mut children = self.tree.nodes[node as usize].children.clone();
+        let nodes = &self.tree.nodes;
+        children.sort_by(|&a, &b| nodes[a as usize].name.cmp(&nodes[b as usize].name));
+        for (rank, c) in children.into_iter().enumerate() {
+            self.tree.nodes[c as usize].rank = rank as u32;
+        }
+        self.tree.nodes[node as usize].ranks_stale = false;
     }
 
     /// Moves one node of a sorted front to where its new key belongs.
@@ -253,6 +269,7 @@ impl DrfSorter {
     }
 
     fn sort_subtree(&mut self, node: u32) {
+        self.rank_children(node);
         let front_len = self.tree.nodes[node as usize].n_front as usize;
         let mut front: Vec<u32> = self.tree.nodes[node as usize].children[..front_len].to_vec();
         for &c in &front {

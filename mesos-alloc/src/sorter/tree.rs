@@ -58,6 +58,10 @@ pub(crate) struct Node {
     /// The DRF key the node was last placed under among its siblings (share, count).
     pub(crate) key_share: f64,
     pub(crate) key_count: u64,
+    /// The node's name rank among its siblings (byte order), so ties compare integers.
+    pub(crate) rank: u32,
+    /// The children changed since their ranks were computed.
+    pub(crate) ranks_stale: bool,
     /// Queued for re-placement at the next sort.
     pub(crate) stale: bool,
     pub(crate) live: bool,
@@ -131,6 +135,8 @@ impl Tree {
             client: NONE,
             key_share: 0.0,
             key_count: 0,
+            rank: 0,
+            ranks_stale: false,
             stale: false,
             live: true,
         };
@@ -177,6 +183,8 @@ impl Tree {
             client: NONE,
             key_share: 0.0,
             key_count: 0,
+            rank: 0,
+            ranks_stale: false,
             stale: false,
             live: true,
         };
@@ -208,6 +216,7 @@ impl Tree {
     fn add_child(&mut self, parent: u32, child: u32) {
         let front = self.nodes[child as usize].kind != Kind::InactiveLeaf;
         let p = &mut self.nodes[parent as usize];
+        p.ranks_stale = true;
         if front {
             p.children.insert(0, child);
             p.n_front += 1;
