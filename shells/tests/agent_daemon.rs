@@ -412,3 +412,50 @@ async fn a_silent_master_makes_the_agent_reconnect_after_the_ping_timeout() {
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equal_task_ids_of_two_frameworks_do_not_collide() {
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("same-id");
+    let mut cfg = config(&m.addr, dir.clone());
+    cfg.kill_tasks_on_shutdown = true;
+    let agent = RunningAgent::start(cfg).await;
+    m.registration().await;
+    m.stream_opened().await;
+    let (a, b) = (framework("fw-a"), framework("fw-b"));
+    // The task sees its own id and framework (it exits, i.e. FAILS, otherwise).
+    let cmd = |fw: &str| {
+        format!(
+            "[ \"$MESOS_TASK_ID\" = same ] && [ \"$MESOS_FRAMEWORK_ID\" = {fw} ] && exec sleep 1000"
+        )
+    };
+    launch_running(&mut m, &a, task("same", "fake-S0", &cmd("fw-a"))).await;
+    launch_running(&mut m, &b, task("same", "fake-S0", &cmd("fw-b"))).await;
+    m.command(AgentCommand::KillTask {
+        framework_id: a.id.clone(),
+        task_id: "same".into(),
+    })
+    .await;
+    let (f, st) = m.next_fresh_update().await;
+    assert_eq!((f.as_str(), st.state), ("fw-a", TaskState::Killed));
+    m.ack(&f, &st).await;
+    // fw-b's task is untouched.
+    let s = agent.state().await;
+    let b_state = s["frameworks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "fw-b")
+        .map(|f| f["tasks"][0]["state"].clone());
+    assert_eq!(b_state, Some(json!("TASK_RUNNING")), "{s}");
+    m.command(AgentCommand::KillTask {
+        framework_id: b.id.clone(),
+        task_id: "same".into(),
+    })
+    .await;
+    let (f, st) = m.next_fresh_update().await;
+    assert_eq!((f.as_str(), st.state), ("fw-b", TaskState::Killed));
+    m.ack(&f, &st).await;
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

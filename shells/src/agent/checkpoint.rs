@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use mesos_core::ids::AgentId;
+use mesos_core::ids::{AgentId, TaskId};
 use mesos_core::master::{FrameworkRef, TaskInfo};
 use mesos_core::task::{StatusUpdateManager, TaskState};
 use serde::{Deserialize, Serialize};
@@ -21,12 +21,28 @@ pub struct TaskRecord {
     pub task: TaskInfo,
     /// The container's id (the last component of the sandbox path).
     pub container_id: String,
+    /// The key the runtime knows the container by (`<task>.<12 hex of the container id>`, so
+    /// equal task ids of two frameworks, or of two agents on one host, never share a container,
+    /// a cgroup or a Docker name). Empty in older checkpoints: the task id.
+    #[serde(default)]
+    pub container_key: String,
     /// The runtime that runs it (`mesos`, `docker`, `lxc`), `None` if it never got one.
     pub runtime: Option<String>,
     /// The sandbox on the host.
     pub sandbox: PathBuf,
     /// The latest state the agent produced.
     pub state: TaskState,
+}
+
+impl TaskRecord {
+    /// The id the runtime knows this task's container by.
+    pub fn runtime_task_id(&self) -> TaskId {
+        if self.container_key.is_empty() {
+            self.task.task_id.clone()
+        } else {
+            TaskId::new(self.container_key.as_str())
+        }
+    }
 }
 
 /// Everything the agent needs after a restart.

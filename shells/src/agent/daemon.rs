@@ -276,12 +276,13 @@ impl Agent {
             let runtime = task.rec.runtime.clone();
             let state = task.rec.state;
             let container_id = task.rec.container_id.clone();
+            let runtime_id = task.rec.runtime_task_id();
             let hit = runtime
                 .as_ref()
-                .and_then(|r| found.get(&(r.clone(), key.1.clone())).map(|t| (r, t)));
+                .and_then(|r| found.get(&(r.clone(), runtime_id.clone())).map(|t| (r, t)));
             match hit {
                 Some((name, _)) => {
-                    adopted.insert((name.clone(), key.1.clone()));
+                    adopted.insert((name.clone(), runtime_id.clone()));
                     tracing::info!(task = %key.1, framework = %key.0, runtime = %name, "recovered task");
                     if let Some(t) = self.tasks.get_mut(&key) {
                         t.launched = true;
@@ -290,7 +291,7 @@ impl Agent {
                         self.update(&key, TaskState::Running, Source::Executor, None, None);
                     }
                     if let Some(rt) = self.runtimes.get(name).cloned() {
-                        self.spawn_wait(rt, key.clone(), container_id);
+                        self.spawn_wait(rt, key.clone(), container_id, runtime_id);
                     }
                 }
                 None if matches!(state, TaskState::Staging | TaskState::Starting) => {
@@ -412,10 +413,16 @@ impl Agent {
         self.update(key, state, source, reason, Some(message));
     }
 
-    fn spawn_wait(&mut self, rt: Arc<dyn ContainerRuntime>, key: TaskKey, container_id: String) {
+    fn spawn_wait(
+        &mut self,
+        rt: Arc<dyn ContainerRuntime>,
+        key: TaskKey,
+        container_id: String,
+        runtime_id: TaskId,
+    ) {
         let tx = self.inputs.clone();
         self.workers.spawn(async move {
-            let result = rt.wait(&key.1).await.map_err(|e| e.to_string());
+            let result = rt.wait(&runtime_id).await.map_err(|e| e.to_string());
             let _ = tx
                 .send(Input::Terminated {
                     key,
@@ -440,7 +447,7 @@ impl Agent {
             return;
         };
         let grace = kill_grace(&task.rec.task, self.settings.grace);
-        let task_id = key.1.clone();
+        let task_id = task.rec.runtime_task_id();
         self.workers.spawn(async move {
             if let Err(e) = rt.kill(&task_id, grace).await {
                 tracing::warn!(task = %task_id, error = %e, "kill failed");
@@ -580,7 +587,13 @@ impl Agent {
             sandbox: sandbox.clone(),
             switch_user: self.settings.switch_user,
         };
-        let spec = task_spec(&task, &ctx);
+        let container_key = format!("{}.{}", task.task_id, &container_id[..12]);
+        let spec = task_spec(&task, &ctx).map(|mut spec| {
+            spec.task_id = TaskId::new(container_key.as_str());
+            spec.env
+                .insert("MESOS_TASK_ID".into(), task.task_id.as_str().to_string());
+            spec
+        });
         tracing::info!(task = %key.1, framework = %key.0, sandbox = %sandbox.display(), "launching task");
         self.tasks.insert(
             key.clone(),
@@ -589,6 +602,7 @@ impl Agent {
                     framework,
                     task,
                     container_id: container_id.clone(),
+                    container_key: container_key.clone(),
                     runtime: None,
                     sandbox,
                     state: TaskState::Staging,
@@ -646,7 +660,10 @@ impl Agent {
                 return;
             }
             if ok {
-                let result = rt.wait(&key.1).await.map_err(|e| e.to_string());
+                let result = rt
+                    .wait(&TaskId::new(container_key.as_str()))
+                    .await
+                    .map_err(|e| e.to_string());
                 let _ = tx
                     .send(Input::Terminated {
                         key,
