@@ -101,6 +101,13 @@ impl Bag {
         out
     }
 
+    /// Reads one value from each heap block of the bag (see `cycle.rs`, warming a batch of
+    /// agents before serving them).
+    pub(crate) fn touch(&self) -> u64 {
+        self.ports.ranges().first().map_or(0, |r| r.begin)
+            ^ self.rest.iter().next().map_or(0, |r| r.value.quantity().millis() as u64)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.scalars.iter().all(|v| *v <= 0) && self.ports.is_empty() && self.rest.is_empty()
     }
