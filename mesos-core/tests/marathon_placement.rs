@@ -302,6 +302,33 @@ fn reserved_resources_are_used_for_accepted_roles() {
     assert_eq!(&*out.launches[1].reservation_role, "*");
 }
 
+#[test]
+fn the_placer_state_round_trips_through_json() {
+    let u = app(json!({"id": "u", "instances": 3, "cpus": 0.1, "mem": 1,
+        "constraints": [["hostname", "UNIQUE"], ["rack", "LIKE", "r.*"]]}));
+    let gone = app(json!({"id": "gone", "instances": 1, "cpus": 0.1, "mem": 1}));
+    let mut p = Placer::seeded(PlacementConfig::default(), 9);
+    for a in [&u, &gone] {
+        p.upsert_app(a);
+        p.set_waiting(&a.id, a.instances);
+    }
+    p.remove_app(&gone.id);
+    let o1 = offer(1, "rack:r1", "cpus:1;mem:10;ports:[31000-32000]");
+    assert_eq!(p.place(&o1, Time::ZERO).launches.len(), 1);
+    let saved = serde_json::to_string(&p).unwrap();
+    let mut restored: Placer = serde_json::from_str(&saved).unwrap();
+    // Same constraint state, same queue, same summaries, same random ports from here on.
+    assert!(restored.place(&o1, Time::ZERO).is_unused());
+    assert!(p.place(&o1, Time::ZERO).is_unused());
+    assert_eq!(restored.summary(&u.id), p.summary(&u.id));
+    assert_eq!(restored.waiting(&gone.id), 0);
+    let o2 = offer(2, "rack:r2", "cpus:1;mem:10;ports:[31000-32000]");
+    let a = p.place(&o2, Time::ZERO);
+    let b = restored.place(&o2, Time::ZERO);
+    assert_eq!(a.launches, b.launches);
+    assert_eq!(restored.waiting(&u.id), 1);
+}
+
 // ---- property: no constraint violated, no offer over-committed ----
 
 fn arb_constraints() -> impl Strategy<Value = Vec<Value>> {

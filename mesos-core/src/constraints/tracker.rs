@@ -8,10 +8,12 @@
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 use super::{group_by_allows, AgentView, Constraint, Operator};
 
 /// Counts of counted instances per value of one constraint's field.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Counts {
     per_value: HashMap<Box<str>, u64>,
     /// Instances whose agent lacks the field (Marathon's "none" group).
@@ -33,11 +35,13 @@ struct Counts {
 /// t.remove(&a);
 /// assert!(t.allows(&a).is_ok());
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ConstraintTracker {
     constraints: Vec<Constraint>,
     counts: Vec<Counts>,
     /// LIKE/UNLIKE results per value, per constraint (bounded; regexes are the slow part).
+    /// A cache: not stored, rebuilt on use.
+    #[serde(skip)]
     regex_cache: Vec<HashMap<Box<str>, bool>>,
     placed: u64,
 }
@@ -165,6 +169,10 @@ impl ConstraintTracker {
             }
             Operator::Like | Operator::Unlike => {
                 let like = c.operator() == Operator::Like;
+                if self.regex_cache.len() <= i {
+                    self.regex_cache
+                        .resize_with(self.constraints.len(), HashMap::new);
+                }
                 let cache = &mut self.regex_cache[i];
                 let m = match cache.get(v) {
                     Some(m) => *m,

@@ -494,11 +494,15 @@ impl Default for PlacementConfig {
 }
 
 /// The per-instance needs of one app version, compiled once.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Needs {
+    #[serde(with = "millis")]
     cpus: Scalar,
+    #[serde(with = "millis")]
     mem: Scalar,
+    #[serde(with = "millis")]
     disk: Scalar,
+    #[serde(with = "millis")]
     gpus: Scalar,
     ports: PortRequests,
     /// Accepted reservation roles.
@@ -609,14 +613,32 @@ impl Pool {
     }
 }
 
+/// Scalars stored as their exact thousandths.
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::resources::Scalar;
+
+    pub(super) fn serialize<S: Serializer>(v: &Scalar, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(v.millis())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        i64::deserialize(d).map(Scalar::from_millis)
+    }
+}
+
 /// One app in the placer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Slot {
     id: PathId,
     needs: Needs,
     tracker: ConstraintTracker,
     waiting: u32,
     summary: OfferSummary,
+    /// The app was removed; the slot only keeps indices stable.
+    #[serde(default)]
+    removed: bool,
 }
 
 /// The placement state of every app: what waits, where counted instances sit, and why offers
@@ -648,7 +670,8 @@ struct Slot {
 /// let summary = placer.summary(&app.id).unwrap();
 /// assert_eq!(summary.count(RejectKind::UnfulfilledConstraint), 1);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(into = "PlacerState", from = "PlacerState")]
 pub struct Placer {
     config: PlacementConfig,
     /// The placer's own rng for [`Placer::place`], seeded by the caller.
@@ -662,6 +685,67 @@ pub struct Placer {
     exhausted: Vec<(u64, Time)>,
     /// The smallest cpus and mem of the waiting apps, until the queue changes.
     min_cache: Option<(Scalar, Scalar)>,
+}
+
+/// What a [`Placer`] stores: everything but lookups and caches, and its rng as seed, stream and
+/// position, so a restored placer continues the same random sequence.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PlacerState {
+    config: PlacementConfig,
+    rng_seed: [u8; 32],
+    rng_stream: u64,
+    rng_word_pos: u128,
+    slots: Vec<Slot>,
+    queue: Vec<usize>,
+    cursor: usize,
+    exhausted: Vec<(u64, Time)>,
+}
+
+impl From<Placer> for PlacerState {
+    fn from(p: Placer) -> Self {
+        PlacerState {
+            config: p.config,
+            rng_seed: p.rng.get_seed(),
+            rng_stream: p.rng.get_stream(),
+            rng_word_pos: p.rng.get_word_pos(),
+            slots: p.slots,
+            queue: p.queue,
+            cursor: p.cursor,
+            exhausted: p.exhausted,
+        }
+    }
+}
+
+impl From<PlacerState> for Placer {
+    fn from(s: PlacerState) -> Self {
+        let mut rng = ChaCha8Rng::from_seed(s.rng_seed);
+        rng.set_stream(s.rng_stream);
+        rng.set_word_pos(s.rng_word_pos);
+        let mut index = HashMap::new();
+        let mut exhausted = s.exhausted;
+        exhausted.resize(s.slots.len(), (0, Time::ZERO));
+        for (i, slot) in s.slots.iter().enumerate() {
+            if !slot.removed {
+                index.insert(slot.id.clone(), i);
+            }
+        }
+        let live: Vec<usize> = index.values().copied().collect();
+        let queue = s
+            .queue
+            .into_iter()
+            .filter(|q| live.contains(q) && s.slots[*q].waiting > 0)
+            .collect();
+        Placer {
+            config: s.config,
+            rng,
+            slots: s.slots,
+            index,
+            queue,
+            cursor: s.cursor,
+            exhausted,
+            min_cache: None,
+        }
+    }
 }
 
 impl Default for Placer {
@@ -721,6 +805,7 @@ impl Placer {
                     tracker: ConstraintTracker::new(app.constraints.clone()),
                     waiting: 0,
                     summary: OfferSummary::default(),
+                    removed: false,
                 });
             }
         }
@@ -730,8 +815,9 @@ impl Placer {
     /// Forgets an app.
     pub fn remove_app(&mut self, id: &PathId) {
         if let Some(i) = self.index.remove(id) {
-            // Keep indices stable: the slot stays, empty and not queued.
+            // Keep indices stable: the slot stays, empty, not queued, marked removed.
             self.slots[i].waiting = 0;
+            self.slots[i].removed = true;
             self.queue.retain(|&q| q != i);
             self.min_cache = None;
         }
