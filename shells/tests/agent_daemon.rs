@@ -459,3 +459,28 @@ async fn equal_task_ids_of_two_frameworks_do_not_collide() {
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_is_retried_until_the_master_comes_up() {
+    // A port with nothing listening yet.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = work_dir("late-master");
+    let agent = RunningAgent::start(config(&format!("127.0.0.1:{port}"), dir.clone())).await;
+    // The agent is up and serving while it has no master.
+    let s = agent.state().await;
+    assert_eq!(s["registered"], false);
+    assert_eq!(s["id"], serde_json::Value::Null);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut m = FakeMaster::start_on(listener).await;
+    let reg = m.registration().await;
+    assert_eq!(reg.id, None);
+    m.stream_opened().await;
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

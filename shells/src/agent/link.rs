@@ -18,6 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 use super::daemon::Input;
 use crate::recordio::Decoder;
 
+/// A command stream open this long counts as healthy (reconnect backoff starts over).
+const STABLE_STREAM: Duration = Duration::from_secs(5);
+
 /// Largest command record accepted from the master.
 const MAX_RECORD: usize = 16 << 20;
 
@@ -227,7 +230,7 @@ pub async fn connection(
         if inputs.send(Input::StreamOpened).await.is_err() {
             return;
         }
-        delay = backoff.initial;
+        let opened = tokio::time::Instant::now();
         let mut body = resp.bytes_stream();
         let mut decoder = Decoder::new(MAX_RECORD);
         let mut heard = tokio::time::Instant::now();
@@ -287,8 +290,16 @@ pub async fn connection(
         if inputs.send(Input::StreamClosed).await.is_err() {
             return;
         }
-        // A short pause so a master that closes streams at once is not hammered.
-        tokio::time::sleep(backoff.initial.min(Duration::from_millis(200))).await;
+        // A stream that lived a while was healthy: reconnect at once (after a short pause).
+        // One that ends quickly again and again backs off like registrations do, so a master
+        // that keeps closing streams is never hammered.
+        if opened.elapsed() >= STABLE_STREAM {
+            delay = backoff.initial;
+            tokio::time::sleep(backoff.initial.min(Duration::from_millis(200))).await;
+        } else {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(backoff.max);
+        }
     }
 }
 
