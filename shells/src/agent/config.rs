@@ -32,6 +32,15 @@ pub struct AgentConfig {
     #[arg(long, env = "MESOS_IP")]
     pub ip: Option<IpAddr>,
 
+    /// The IP address announced to the master when it differs from the one listened on
+    /// (NAT, containers).
+    #[arg(
+        long = "advertise_ip",
+        alias = "advertise-ip",
+        env = "MESOS_ADVERTISE_IP"
+    )]
+    pub advertise_ip: Option<IpAddr>,
+
     /// The port to listen on.
     #[arg(long, env = "MESOS_PORT", default_value_t = 5051)]
     pub port: u16,
@@ -146,6 +155,7 @@ impl AgentConfig {
         AgentConfig {
             master,
             ip: Some(IpAddr::from([127, 0, 0, 1])),
+            advertise_ip: None,
             port: 0,
             hostname: Some("localhost".into()),
             work_dir,
@@ -267,6 +277,21 @@ pub fn running_as_root() -> bool {
                 .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
         })
         .unwrap_or(false)
+}
+
+/// The address `hostname` resolves to (IPv4 and not loopback preferred), else 127.0.0.1.
+pub async fn resolve_host_ip(hostname: &str) -> IpAddr {
+    let fallback = IpAddr::from([127, 0, 0, 1]);
+    let Ok(addrs) = tokio::net::lookup_host((hostname, 0)).await else {
+        return fallback;
+    };
+    let addrs: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4() && !a.is_loopback())
+        .or_else(|| addrs.iter().find(|a| !a.is_loopback()))
+        .copied()
+        .unwrap_or(fallback)
 }
 
 /// The machine's hostname (`/proc/sys/kernel/hostname`, `/etc/hostname`, else `localhost`).
@@ -444,6 +469,20 @@ mod tests {
         let total = mem_total_bytes().unwrap() as f64 / MIB;
         assert!(r.mem() >= (total / 2.0).floor() - 1.0 && r.mem() <= total);
         assert!(r.cpus() >= 1.0);
+    }
+
+    #[tokio::test]
+    async fn announced_ip_comes_from_the_hostname_or_falls_back_to_loopback() {
+        let lo = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(resolve_host_ip("localhost").await, lo);
+        let c = AgentConfig::try_parse_from([
+            "mesos-agent",
+            "--master=m:1",
+            "--work_dir=/tmp/x",
+            "--advertise_ip=10.1.2.3",
+        ])
+        .unwrap();
+        assert_eq!(c.advertise_ip, Some(IpAddr::from([10, 1, 2, 3])));
     }
 
     #[test]

@@ -104,14 +104,14 @@ pub async fn run(
         ));
     }
     let local = listener.local_addr().map_err(AgentDaemonError::Server)?;
-    let ip = config.ip.unwrap_or_else(|| {
-        if local.ip().is_unspecified() {
-            std::net::IpAddr::from([127, 0, 0, 1])
-        } else {
-            local.ip()
-        }
-    });
     let hostname = config.announced_hostname();
+    let ip = match (config.advertise_ip, config.ip) {
+        (Some(a), _) => a,
+        (None, Some(ip)) if !ip.is_unspecified() => ip,
+        _ if !local.ip().is_unspecified() => local.ip(),
+        // Listening everywhere: announce what the hostname resolves to, as upstream does.
+        _ => config::resolve_host_ip(&hostname).await,
+    };
     let switch_user = config.switch_user && config::running_as_root();
 
     let saved = checkpoint::load(&work_dir)?;
