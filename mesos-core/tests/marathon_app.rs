@@ -368,3 +368,43 @@ fn wrong_types_anywhere_are_violations_not_panics() {
         assert_eq!(e.errors_at("/"), ["error.expected.jsobject"]);
     }
 }
+
+/// Every (nested) position of a JSON value, as pointers.
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    out.push(at.clone());
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .for_each(|(k, x)| pointers(x, format!("{at}/{k}"), out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| pointers(x, format!("{at}/{i}"), out)),
+        _ => {}
+    }
+}
+
+proptest! {
+    /// The seed app with any one position replaced by arbitrary JSON: never a panic; an
+    /// accepted result is valid and round-trips; a refusal lists at least one path.
+    #[test]
+    fn the_seed_app_with_one_position_replaced(which in any::<prop::sample::Index>(), junk in arb_json()) {
+        let base = nginxgmg();
+        let mut all = Vec::new();
+        pointers(&base, String::new(), &mut all);
+        let at = &all[which.index(all.len())];
+        let mut j = base.clone();
+        if let Some(slot) = j.pointer_mut(at) {
+            *slot = junk;
+        }
+        match AppDefinition::from_json(&j) {
+            Ok(app) => {
+                prop_assert!(app.validate().is_ok());
+                let back = AppDefinition::from_json(&app.to_json());
+                prop_assert!(back.is_ok(), "{:?}", back);
+                prop_assert_eq!(back.unwrap(), app);
+            }
+            Err(e) => prop_assert!(!e.details.is_empty()),
+        }
+    }
+}
