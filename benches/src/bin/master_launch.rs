@@ -89,6 +89,20 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU seconds of a process (clock ticks assumed 100/s, Linux' USER_HZ).
+fn cpu_secs(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ut: f64 = f.get(11)?.parse().ok()?;
+            let st: f64 = f.get(12)?.parse().ok()?;
+            Some((ut + st) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 struct Children(Vec<Child>);
 
 impl Drop for Children {
@@ -313,6 +327,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rss_before = rss_kib(master_pid);
+    let cpu_before = cpu_secs(master_pid);
 
     // The framework.
     let resp = client
@@ -421,6 +436,7 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
+    let master_cpu = cpu_secs(master_pid) - cpu_before;
     // Let in-flight acknowledgements land before measuring memory.
     let _ = inflight.acquire_many(64).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -434,6 +450,11 @@ async fn main() -> anyhow::Result<()> {
         failed.load(Ordering::SeqCst),
         elapsed.as_secs_f64(),
         rate
+    );
+    println!(
+        "master CPU: {:.2} s ({:.0} tasks per master CPU second)",
+        master_cpu,
+        args.tasks as f64 / master_cpu.max(1e-9)
     );
     println!(
         "master RSS: {} KiB before, {} KiB after ({:.2} KiB per task held{})",

@@ -612,8 +612,7 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                     let Some(stream) = self.framework_streams.get(&fw) else {
                         continue;
                     };
-                    let json = v1::event_json(&event, stream.style);
-                    let bytes = match serde_json::to_vec(&json) {
+                    let bytes = match v1::event_bytes(&event, stream.style) {
                         Ok(b) => Bytes::from(recordio::encode(&b)),
                         Err(e) => {
                             tracing::error!(error = %e, "cannot encode an event");

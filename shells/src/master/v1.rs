@@ -178,8 +178,85 @@ fn task_info(value: Json, index: usize) -> Result<TaskInfo, WireError> {
     )
 }
 
+/// The hot calls (ACCEPT, DECLINE, ACKNOWLEDGE) decoded straight into typed values, without
+/// an intermediate JSON tree: big ACCEPTs would otherwise cost several times their size.
+#[derive(Deserialize)]
+struct FastCall {
+    #[serde(rename = "type")]
+    kind: String,
+    framework_id: Option<FrameworkId>,
+    accept: Option<FastAccept>,
+    decline: Option<WireDecline>,
+    acknowledge: Option<WireAcknowledge>,
+}
+
+#[derive(Deserialize)]
+struct FastAccept {
+    #[serde(default)]
+    offer_ids: Vec<OfferId>,
+    #[serde(default)]
+    operations: Vec<FastOperation>,
+    filters: Option<Filters>,
+}
+
+#[derive(Deserialize)]
+struct FastOperation {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    launch: Option<FastLaunch>,
+}
+
+#[derive(Deserialize)]
+struct FastLaunch {
+    #[serde(default)]
+    task_infos: Vec<TaskInfo>,
+}
+
+fn fast_path(body: &[u8]) -> Option<SchedulerCall> {
+    let fast: FastCall = serde_json::from_slice(body).ok()?;
+    let framework_id = fast.framework_id?;
+    let call = match fast.kind.as_str() {
+        "ACCEPT" => {
+            let a = fast.accept?;
+            let mut operations = Vec::with_capacity(a.operations.len());
+            for op in a.operations {
+                match (op.kind.as_deref(), op.launch) {
+                    (Some("LAUNCH"), Some(l)) => operations.push(Operation::Launch(l.task_infos)),
+                    (Some("LAUNCH"), None) | (None, _) => return None,
+                    (Some(other), _) => operations.push(Operation::Unsupported(other.to_string())),
+                }
+            }
+            Call::Accept {
+                offer_ids: a.offer_ids,
+                operations,
+                filters: a.filters,
+            }
+        }
+        "DECLINE" => {
+            let d = fast.decline?;
+            Call::Decline {
+                offer_ids: d.offer_ids,
+                filters: d.filters,
+            }
+        }
+        "ACKNOWLEDGE" => {
+            let a = fast.acknowledge?;
+            Call::Acknowledge {
+                agent_id: a.agent_id,
+                task_id: a.task_id,
+                uuid: a.uuid,
+            }
+        }
+        _ => return None,
+    };
+    Some(SchedulerCall::Other { framework_id, call })
+}
+
 /// Parses a scheduler call body.
 pub fn parse_call(body: &[u8]) -> Result<SchedulerCall, WireError> {
+    if let Some(call) = fast_path(body) {
+        return Ok(call);
+    }
     let wire: WireCall = serde_json::from_slice(body)
         .map_err(|e| WireError(format!("failed to parse the body into a Call: {e}")))?;
     let mut rest = wire.rest;
@@ -462,6 +539,29 @@ pub fn event_json(event: &Event, style: ResourceStyle) -> Json {
     }
 }
 
+#[derive(serde::Serialize)]
+struct UpdateEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    update: UpdateBody<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct UpdateBody<'a> {
+    status: &'a mesos_core::task::TaskStatus,
+}
+
+/// An event as the bytes of one JSON record (UPDATE, the most frequent, without a JSON tree).
+pub fn event_bytes(event: &Event, style: ResourceStyle) -> serde_json::Result<Vec<u8>> {
+    match event {
+        Event::Update(status) => serde_json::to_vec(&UpdateEvent {
+            kind: "UPDATE",
+            update: UpdateBody { status },
+        }),
+        other => serde_json::to_vec(&event_json(other, style)),
+    }
+}
+
 /// The HEARTBEAT record.
 pub const HEARTBEAT: &str = r#"{"type":"HEARTBEAT"}"#;
 
@@ -529,6 +629,31 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("acknowledge"), "{e}");
+    }
+
+    #[test]
+    fn fast_and_slow_paths_agree() {
+        let body = br#"{"type":"ACKNOWLEDGE","framework_id":{"value":"F"},"acknowledge":{"agent_id":{"value":"A"},"task_id":{"value":"T"},"uuid":"hLmGMNVuTcGKZ7bP1/AGQQ=="}}"#;
+        let fast = fast_path(body).expect("fast path");
+        let SchedulerCall::Other { call, .. } = fast else {
+            panic!("not a call")
+        };
+        assert!(matches!(call, Call::Acknowledge { .. }));
+        // A malformed hot call falls back to the path with field-naming errors.
+        assert!(fast_path(br#"{"type":"ACCEPT","framework_id":{"value":"F"}}"#).is_none());
+        let e = parse_call(br#"{"type":"ACCEPT","framework_id":{"value":"F"}}"#).unwrap_err();
+        assert!(e.0.contains("'accept'"), "{e}");
+    }
+
+    #[test]
+    fn update_bytes_match_the_tree_form() {
+        use mesos_core::ids::TaskId;
+        use mesos_core::task::{TaskState, TaskStatus};
+        let e = Event::Update(TaskStatus::new(TaskId::new("t"), TaskState::Running));
+        let style = ResourceStyle::default();
+        let a: Json = serde_json::from_slice(&event_bytes(&e, style).unwrap()).unwrap();
+        assert_eq!(a, event_json(&e, style));
+        assert_eq!(a["update"]["status"]["state"], "TASK_RUNNING");
     }
 
     #[test]
