@@ -22,6 +22,7 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Value as Json};
@@ -30,6 +31,7 @@ use super::health::HealthCheck;
 use super::path::PathId;
 use super::validation::{Reader, ValidationError};
 use crate::constraints::Constraint;
+use crate::time::Time;
 
 /// Which containerizer runs the app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -186,6 +188,74 @@ impl Default for UnreachableStrategy {
         UnreachableStrategy::Enabled {
             inactive_after_seconds: 0,
             expunge_after_seconds: 0,
+        }
+    }
+}
+
+/// Where an instance on an unreachable agent stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnreachablePhase {
+    /// Still counted as placed; wait.
+    Unreachable,
+    /// `inactiveAfterSeconds` passed: no longer counted, a replacement is due.
+    Inactive,
+    /// `expungeAfterSeconds` passed: forget it, and kill its task if it ever comes back.
+    Expunge,
+}
+
+impl UnreachableStrategy {
+    /// The phase at `now` of an instance unreachable since `since`. With the strategy disabled
+    /// (resident apps) it stays [`UnreachablePhase::Unreachable`] for ever.
+    ///
+    /// ```
+    /// use mesos_core::marathon::{UnreachablePhase, UnreachableStrategy};
+    /// use mesos_core::time::Time;
+    /// let s = UnreachableStrategy::Enabled { inactive_after_seconds: 60, expunge_after_seconds: 600 };
+    /// let t = Time::from_secs;
+    /// assert_eq!(s.phase(t(0), t(59)), UnreachablePhase::Unreachable);
+    /// assert_eq!(s.phase(t(0), t(60)), UnreachablePhase::Inactive);
+    /// assert_eq!(s.phase(t(0), t(600)), UnreachablePhase::Expunge);
+    /// // The default (0, 0) replaces and forgets at once.
+    /// assert_eq!(UnreachableStrategy::default().phase(t(5), t(5)), UnreachablePhase::Expunge);
+    /// ```
+    pub fn phase(&self, since: Time, now: Time) -> UnreachablePhase {
+        match *self {
+            UnreachableStrategy::Disabled => UnreachablePhase::Unreachable,
+            UnreachableStrategy::Enabled {
+                inactive_after_seconds,
+                expunge_after_seconds,
+            } => {
+                let elapsed = now.saturating_duration_since(since);
+                if elapsed >= Duration::from_secs(expunge_after_seconds) {
+                    UnreachablePhase::Expunge
+                } else if elapsed >= Duration::from_secs(inactive_after_seconds) {
+                    UnreachablePhase::Inactive
+                } else {
+                    UnreachablePhase::Unreachable
+                }
+            }
+        }
+    }
+
+    /// When the next phase begins for an instance unreachable since `since` (`None` once
+    /// expunged, or when disabled): the daemon's timer for this instance.
+    pub fn next_deadline(&self, since: Time, now: Time) -> Option<Time> {
+        match (*self, self.phase(since, now)) {
+            (UnreachableStrategy::Disabled, _) | (_, UnreachablePhase::Expunge) => None,
+            (
+                UnreachableStrategy::Enabled {
+                    inactive_after_seconds,
+                    ..
+                },
+                UnreachablePhase::Unreachable,
+            ) => Some(since + Duration::from_secs(inactive_after_seconds)),
+            (
+                UnreachableStrategy::Enabled {
+                    expunge_after_seconds,
+                    ..
+                },
+                UnreachablePhase::Inactive,
+            ) => Some(since + Duration::from_secs(expunge_after_seconds)),
         }
     }
 }

@@ -45,7 +45,8 @@ pub mod validation;
 
 pub use app::{
     AppDefinition, Container, ContainerType, Docker, DockerParameter, EnvValue, KillSelection,
-    Network, NetworkMode, PortDefinition, PortMapping, UnreachableStrategy, UpgradeStrategy,
+    Network, NetworkMode, PortDefinition, PortMapping, UnreachablePhase, UnreachableStrategy,
+    UpgradeStrategy,
 };
 pub use backoff::{advances_backoff, increases_backoff, LaunchBackoff};
 pub use deployment::{
