@@ -469,8 +469,13 @@ impl HierarchicalAllocator {
                     fw_client,
                     q: q_start..pending_q.len(),
                 });
-                match offer_at.get(&(f, r, a)) {
-                    Some(&i) => offers[i].resources += resources,
+                let merge_into = if offer_at.is_empty() {
+                    None
+                } else {
+                    offer_at.get(&(f, r, a)).copied()
+                };
+                match merge_into {
+                    Some(i) => offers[i].resources += resources,
                     None => {
                         if stage1 || !offer_at.is_empty() {
                             offer_at.insert((f, r, a), offers.len());
