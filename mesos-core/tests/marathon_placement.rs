@@ -288,6 +288,29 @@ fn instances_placed_elsewhere_count_and_gone_ones_free_the_constraint() {
 }
 
 #[test]
+fn a_new_version_does_not_count_old_instances_but_a_scale_does() {
+    let u = app(
+        json!({"id": "u", "cpus": 0.1, "mem": 1, "instances": 1, "constraints": [["hostname", "UNIQUE"]]}),
+    );
+    let mut p = placer_with(&[&u]);
+    let o = offer(1, "", "cpus:1;mem:10;ports:[1-10]");
+    assert_eq!(p.place(&o, Time::ZERO).launches.len(), 1);
+    // Scale to 2: the first instance still counts, host1 is refused.
+    let mut scaled = u.clone();
+    scaled.instances = 2;
+    p.upsert_app(&scaled);
+    p.set_waiting(&u.id, 1);
+    assert!(p.place(&o, Time::ZERO).is_unused());
+    // Restart with a new command: old instances no longer count.
+    let mut v2 = scaled.clone();
+    v2.cmd = Some("v2".into());
+    p.upsert_app(&v2);
+    p.set_waiting(&u.id, 2);
+    assert_eq!(p.place(&o, Time::ZERO).launches.len(), 1);
+    assert_eq!(p.summary(&u.id).unwrap().unused_offers, 0);
+}
+
+#[test]
 fn reserved_resources_are_used_for_accepted_roles() {
     let a = app(json!({"id": "a", "cpus": 1, "mem": 1, "role": "prod", "instances": 2}));
     let mut p = placer_with(&[&a]);

@@ -632,6 +632,8 @@ mod millis {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Slot {
     id: PathId,
+    /// The definition placed, to tell a new version (config change) from a scale.
+    app: AppDefinition,
     needs: Needs,
     tracker: ConstraintTracker,
     waiting: u32,
@@ -783,17 +785,21 @@ impl Placer {
         out
     }
 
-    /// Adds an app, or replaces its definition. A new version with other constraints starts
-    /// with nothing counted (instances of older versions do not count, as in Marathon); the
-    /// daemon re-adds the current version's instances with [`Placer::instance_placed`].
+    /// Adds an app, or replaces its definition. A new version (any change but `instances`)
+    /// starts with nothing counted and a fresh summary: instances of older versions do not count
+    /// for constraints, as in Marathon, so a `hostname:UNIQUE` restart can place a new instance
+    /// next to an old one (#1425). A scale keeps both.
     pub fn upsert_app(&mut self, app: &AppDefinition) {
         let needs = Needs::of(app);
         match self.index.get(&app.id) {
             Some(&i) => {
                 let slot = &mut self.slots[i];
-                if slot.tracker.constraints() != app.constraints.as_slice() {
+                if !slot.app.same_config(app) {
                     slot.tracker = ConstraintTracker::new(app.constraints.clone());
+                    slot.summary = OfferSummary::default();
+                    self.exhausted[i] = (0, Time::ZERO);
                 }
+                slot.app = app.clone();
                 slot.needs = needs;
             }
             None => {
@@ -801,6 +807,7 @@ impl Placer {
                 self.exhausted.push((0, Time::ZERO));
                 self.slots.push(Slot {
                     id: app.id.clone(),
+                    app: app.clone(),
                     needs,
                     tracker: ConstraintTracker::new(app.constraints.clone()),
                     waiting: 0,
