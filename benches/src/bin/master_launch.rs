@@ -23,13 +23,59 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use futures::StreamExt;
-use mesos_core::ids::{AgentId, FrameworkId, TaskId};
-use mesos_core::master::{Address, AgentCommand, AgentMessage, AgentRegistration};
+use mesos_core::master::{Address, AgentRegistration};
 use mesos_core::resources::Resources;
-use mesos_core::task::{Source, StatusUuid, TaskState, TaskStatus};
-use mesos_core::time::Time;
+use mesos_core::task::StatusUuid;
 use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, Semaphore};
+
+/// `{"value": "..."}`.
+#[derive(serde::Deserialize)]
+struct Id {
+    value: String,
+}
+
+/// The fields of an agent command the fake agent needs.
+#[derive(serde::Deserialize)]
+struct MiniCommand {
+    #[serde(rename = "type")]
+    kind: String,
+    framework: Option<MiniFramework>,
+    task: Option<MiniTask>,
+}
+
+#[derive(serde::Deserialize)]
+struct MiniFramework {
+    id: Id,
+}
+
+#[derive(serde::Deserialize)]
+struct MiniTask {
+    task_id: Id,
+}
+
+/// The fields of a scheduler event the framework needs (offers are read in full).
+#[derive(serde::Deserialize)]
+struct MiniEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    subscribed: Option<Json>,
+    offers: Option<Json>,
+    update: Option<MiniUpdate>,
+}
+
+#[derive(serde::Deserialize)]
+struct MiniUpdate {
+    status: MiniStatus,
+}
+
+#[derive(serde::Deserialize)]
+struct MiniStatus {
+    task_id: Id,
+    state: String,
+    agent_id: Option<Id>,
+    uuid: Option<String>,
+}
 
 const TASK_CPUS: f64 = 0.01;
 const TASK_MEM: f64 = 1.0;
@@ -213,15 +259,15 @@ async fn fake_agent(
     let mut n: u128 = (index as u128) << 64;
     tokio::spawn(async move {
         while let Some(rec) = rx.recv().await {
-            let Ok(cmd) = serde_json::from_slice::<AgentCommand>(&rec) else {
+            let Ok(cmd) = serde_json::from_slice::<MiniCommand>(&rec) else {
                 continue;
             };
-            let msg = match cmd {
-                AgentCommand::RunTask { framework, task } => {
+            let msg = match (cmd.kind.as_str(), cmd.framework, cmd.task) {
+                ("RUN_TASK", Some(fw), Some(task)) => {
                     n += 1;
-                    status(&framework.id, &task.task_id, &id, TaskState::Running, n)
+                    running_update(&fw.id.value, &task.task_id.value, &id, n)
                 }
-                AgentCommand::Ping => AgentMessage::Pong,
+                ("PING", _, _) => r#"{"type":"PONG"}"#.to_string(),
                 _ => continue,
             };
             let Ok(permit) = inflight.clone().acquire_owned().await else {
@@ -230,7 +276,12 @@ async fn fake_agent(
             let client = client.clone();
             let url = format!("{base}/internal/agent/{id}/message");
             tokio::spawn(async move {
-                let _ = client.post(url).json(&msg).send().await;
+                let _ = client
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .body(msg)
+                    .send()
+                    .await;
                 drop(permit);
             });
         }
@@ -238,15 +289,12 @@ async fn fake_agent(
     Ok(())
 }
 
-fn status(fw: &FrameworkId, task: &TaskId, agent: &str, state: TaskState, n: u128) -> AgentMessage {
-    AgentMessage::StatusUpdate {
-        framework_id: fw.clone(),
-        status: TaskStatus::new(task.clone(), state)
-            .with_source(Source::Executor)
-            .with_agent(AgentId::new(agent))
-            .with_uuid(StatusUuid::from_u128(n))
-            .with_timestamp(Time::from_secs(1)),
-    }
+/// A STATUS_UPDATE message with TASK_RUNNING, written directly.
+fn running_update(fw: &str, task: &str, agent: &str, n: u128) -> String {
+    format!(
+        r#"{{"type":"STATUS_UPDATE","framework_id":{{"value":"{fw}"}},"status":{{"task_id":{{"value":"{task}"}},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR","agent_id":{{"value":"{agent}"}},"timestamp":1.0,"uuid":"{}"}}}}"#,
+        StatusUuid::from_u128(n).to_base64()
+    )
 }
 
 fn scalar(offer: &Json, name: &str) -> f64 {
@@ -360,12 +408,12 @@ async fn main() -> anyhow::Result<()> {
     let mut framework_id = Json::Null;
     let mut started: Option<Instant> = None;
     let deadline = Instant::now() + Duration::from_secs(600);
-    let call = |body: Json| {
+    let call = |body: String| {
         client
             .post(format!("{base}/api/v1/scheduler"))
             .header("Content-Type", "application/json")
             .header("Mesos-Stream-Id", stream_id.clone())
-            .json(&body)
+            .body(body)
             .send()
     };
     while (done.load(Ordering::SeqCst) as usize) < args.tasks {
@@ -379,11 +427,14 @@ async fn main() -> anyhow::Result<()> {
         let Ok(Some(rec)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await else {
             continue;
         };
-        let e: Json = serde_json::from_slice(&rec)?;
-        match e["type"].as_str() {
-            Some("SUBSCRIBED") => framework_id = e["subscribed"]["framework_id"].clone(),
-            Some("OFFERS") => {
-                for offer in e["offers"]["offers"].as_array().into_iter().flatten() {
+        let e: MiniEvent = serde_json::from_slice(&rec)?;
+        match e.kind.as_str() {
+            "SUBSCRIBED" => {
+                framework_id = e.subscribed.map(|s| s["framework_id"].clone()).unwrap_or_default()
+            }
+            "OFFERS" => {
+                let offers = e.offers.unwrap_or_default();
+                for offer in offers["offers"].as_array().into_iter().flatten() {
                     let left = args.tasks - launched.load(Ordering::SeqCst);
                     let fit = ((scalar(offer, "cpus") + 1e-9) / TASK_CPUS)
                         .min(scalar(offer, "mem") / TASK_MEM)
@@ -405,25 +456,26 @@ async fn main() -> anyhow::Result<()> {
                         "accept": {"offer_ids": [offer["id"]],
                             "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
                             "filters": {"refuse_seconds": 0.0}}});
-                    let r = call(body).await?;
+                    let r = call(body.to_string()).await?;
                     if r.status() != 202 {
                         bail!("ACCEPT: {}", r.status());
                     }
                 }
             }
-            Some("UPDATE") => {
-                let s = &e["update"]["status"];
-                let state = s["state"].as_str().unwrap_or("");
-                if state == done_state {
+            "UPDATE" => {
+                let Some(u) = e.update else { continue };
+                let s = u.status;
+                if s.state == done_state {
                     done.fetch_add(1, Ordering::SeqCst);
-                } else if !matches!(state, "TASK_STARTING" | "TASK_RUNNING") {
+                } else if !matches!(s.state.as_str(), "TASK_STARTING" | "TASK_RUNNING") {
                     failed.fetch_add(1, Ordering::SeqCst);
                     done.fetch_add(1, Ordering::SeqCst);
                 }
-                if s.get("uuid").is_some() {
-                    let body = json!({"type": "ACKNOWLEDGE", "framework_id": framework_id,
-                        "acknowledge": {"agent_id": s["agent_id"], "task_id": s["task_id"],
-                            "uuid": s["uuid"]}});
+                if let (Some(uuid), Some(agent)) = (s.uuid, s.agent_id) {
+                    let body = format!(
+                        r#"{{"type":"ACKNOWLEDGE","framework_id":{},"acknowledge":{{"agent_id":{{"value":"{}"}},"task_id":{{"value":"{}"}},"uuid":"{}"}}}}"#,
+                        framework_id, agent.value, s.task_id.value, uuid
+                    );
                     let permit = inflight.clone().acquire_owned().await?;
                     let req = call(body);
                     tokio::spawn(async move {
