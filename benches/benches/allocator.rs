@@ -289,19 +289,22 @@ fn bench_sorter(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
-    group.bench_function(format!("add_allocations_then_sort/{agents}x{clients}"), |b| {
-        b.iter_batched(
-            || sorter_setup(agents, clients),
-            |(mut sorter, ids, names)| {
-                for (i, id) in ids.iter().enumerate() {
-                    sorter.allocated(&names[i % clients], id, &allocation);
-                }
-                black_box(sorter.sort());
-                (sorter, ids, names)
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    group.bench_function(
+        format!("add_allocations_then_sort/{agents}x{clients}"),
+        |b| {
+            b.iter_batched(
+                || sorter_setup(agents, clients),
+                |(mut sorter, ids, names)| {
+                    for (i, id) in ids.iter().enumerate() {
+                        sorter.allocated(&names[i % clients], id, &allocation);
+                    }
+                    black_box(sorter.sort());
+                    (sorter, ids, names)
+                },
+                BatchSize::PerIteration,
+            )
+        },
+    );
     let (mut sorter, ids, names) = sorter_setup(agents, clients);
     for (i, id) in ids.iter().enumerate() {
         sorter.allocated(&names[i % clients], id, &allocation);

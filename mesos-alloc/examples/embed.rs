@@ -20,9 +20,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Four agents; one has cpus and mem statically reserved to `analytics`.
     for (id, resources) in [
-        ("agent-1", "cpus:8;mem:16384;disk:100000;ports:[31000-32000]"),
-        ("agent-2", "cpus:8;mem:16384;disk:100000;ports:[31000-32000]"),
-        ("agent-3", "cpus:4;mem:8192;cpus(analytics):4;mem(analytics):8192"),
+        (
+            "agent-1",
+            "cpus:8;mem:16384;disk:100000;ports:[31000-32000]",
+        ),
+        (
+            "agent-2",
+            "cpus:8;mem:16384;disk:100000;ports:[31000-32000]",
+        ),
+        (
+            "agent-3",
+            "cpus:4;mem:8192;cpus(analytics):4;mem(analytics):8192",
+        ),
         ("agent-4", "cpus:16;mem:65536"),
     ] {
         let spec = AgentSpec {
@@ -44,7 +53,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
 
     let mut now = Time::from_secs(1_700_000_000);
-    for (id, role) in [("marathon", "web"), ("spark", "analytics"), ("jenkins", "ci")] {
+    for (id, role) in [
+        ("marathon", "web"),
+        ("spark", "analytics"),
+        ("jenkins", "ci"),
+    ] {
         let spec = FrameworkSpec {
             roles: vec![role.to_string()],
             ..FrameworkSpec::default()

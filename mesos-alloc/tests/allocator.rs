@@ -48,7 +48,8 @@ fn new_alloc() -> HierarchicalAllocator {
 }
 
 fn add_fw(a: &mut HierarchicalAllocator, id: &str, roles: &[&str]) {
-    a.add_framework(t(0.0), &fid(id), fw_spec(roles), &[], true).unwrap();
+    a.add_framework(t(0.0), &fid(id), fw_spec(roles), &[], true)
+        .unwrap();
 }
 
 fn add_agent(a: &mut HierarchicalAllocator, id: &str, text: &str) {
@@ -56,7 +57,8 @@ fn add_agent(a: &mut HierarchicalAllocator, id: &str, text: &str) {
 }
 
 fn decline(a: &mut HierarchicalAllocator, now: Time, o: &Allocation, refuse: Option<Duration>) {
-    a.recover_resources(now, &o.framework, &o.agent, &o.resources, refuse).unwrap();
+    a.recover_resources(now, &o.framework, &o.agent, &o.resources, refuse)
+        .unwrap();
 }
 
 /// The single offer of a cycle.
@@ -102,7 +104,10 @@ fn reserved_resources_go_only_to_their_role_and_its_subroles() {
     add_agent(&mut a, "s1", "cpus(role1):2;mem(role1):1024");
     let o = one(a.allocate(t(0.0)));
     assert!(["f1", "f3"].contains(&o.framework.as_str()), "{o:?}");
-    assert_eq!(o.resources, res("cpus(role1):2;mem(role1):1024").allocate(&o.role));
+    assert_eq!(
+        o.resources,
+        res("cpus(role1):2;mem(role1):1024").allocate(&o.role)
+    );
     decline(&mut a, t(0.0), &o, None);
     a.suppress(&fid("f1"), &[]).unwrap();
     a.suppress(&fid("f3"), &[]).unwrap();
@@ -117,7 +122,11 @@ fn reserved_resources_go_only_to_their_role_and_its_subroles() {
 fn reserved_and_unreserved_resources_are_offered_together_coarse_grained() {
     let mut a = new_alloc();
     add_fw(&mut a, "f1", &["role1"]);
-    add_agent(&mut a, "s1", "cpus:2;mem:512;cpus(role1):1;mem(role1):256;ports:[31000-32000]");
+    add_agent(
+        &mut a,
+        "s1",
+        "cpus:2;mem:512;cpus(role1):1;mem(role1):256;ports:[31000-32000]",
+    );
     let o = one(a.allocate(t(0.0)));
     assert_eq!(
         o.resources,
@@ -137,7 +146,10 @@ fn frameworks_with_the_same_share_split_agents_evenly() {
     }
     let offers = a.allocate(t(0.0));
     assert_eq!(offers.len(), 10);
-    let f0 = offers.iter().filter(|o| o.framework.as_str() == "f0").count();
+    let f0 = offers
+        .iter()
+        .filter(|o| o.framework.as_str() == "f0")
+        .count();
     assert_eq!(f0, 5);
 }
 
@@ -193,10 +205,26 @@ fn a_filter_only_blocks_offers_it_contains() {
     let o = one(a.allocate(t(0.0)));
     // Accept half, decline the other half for a long time.
     let half = res("cpus:1;mem:512").allocate("r");
-    decline(&mut a, t(0.0), &Allocation { resources: half.clone(), ..o.clone() }, Some(Duration::from_secs(100)));
+    decline(
+        &mut a,
+        t(0.0),
+        &Allocation {
+            resources: half.clone(),
+            ..o.clone()
+        },
+        Some(Duration::from_secs(100)),
+    );
     assert!(a.allocate(t(1.0)).is_empty());
     // The task finishes: the agent now has more than was refused, so the filter lets it pass.
-    decline(&mut a, t(1.5), &Allocation { resources: half, ..o }, None);
+    decline(
+        &mut a,
+        t(1.5),
+        &Allocation {
+            resources: half,
+            ..o
+        },
+        None,
+    );
     let o = one(a.allocate(t(2.0)));
     assert_eq!(o.resources, res("cpus:2;mem:1024").allocate("r"));
 }
@@ -210,14 +238,22 @@ fn offers_below_the_minimum_are_not_made() {
     // Either minimum is enough: cpus >= 0.01 or mem >= 32.
     add_agent(&mut a, "cpu_only", "cpus:0.01;mem:1");
     add_agent(&mut a, "mem_only", "cpus:0.001;mem:32");
-    let mut got: Vec<String> = a.allocate(t(1.0)).iter().map(|o| o.agent.to_string()).collect();
+    let mut got: Vec<String> = a
+        .allocate(t(1.0))
+        .iter()
+        .map(|o| o.agent.to_string())
+        .collect();
     got.sort();
     assert_eq!(got, ["cpu_only", "mem_only"]);
 
     // A framework's own minimum replaces the global one.
     let mut spec = fw_spec(&["r2"]);
-    spec.min_allocatable = vec![("r2".into(), vec![ResourceQuantities::parse("cpus:4").unwrap()])];
-    a.add_framework(t(2.0), &fid("f2"), spec, &[], true).unwrap();
+    spec.min_allocatable = vec![(
+        "r2".into(),
+        vec![ResourceQuantities::parse("cpus:4").unwrap()],
+    )];
+    a.add_framework(t(2.0), &fid("f2"), spec, &[], true)
+        .unwrap();
     a.suppress(&fid("f1"), &[]).unwrap();
     add_agent(&mut a, "small", "cpus:2;mem:4096");
     assert!(a.allocate(t(2.0)).is_empty());
@@ -311,7 +347,11 @@ fn quota_guarantee_is_met_before_fair_share() {
     // One more cpu meets the guarantee (2 cpus); the rest goes to the non-quota role, which
     // may not take the headroom the guarantee needs.
     assert_eq!(quota_cpus, 1.0, "{offers:#?}");
-    let other: f64 = offers.iter().filter(|o| o.role == "noquota").map(|o| o.resources.cpus()).sum();
+    let other: f64 = offers
+        .iter()
+        .filter(|o| o.role == "noquota")
+        .map(|o| o.resources.cpus())
+        .sum();
     assert_eq!(other, 2.0);
 }
 
@@ -406,7 +446,8 @@ fn gpu_agents_only_go_to_gpu_capable_frameworks() {
     assert!(a.allocate(t(0.0)).is_empty());
     let mut spec = fw_spec(&["r"]);
     spec.gpu_capable = true;
-    a.add_framework(t(1.0), &fid("gpufw"), spec, &[], true).unwrap();
+    a.add_framework(t(1.0), &fid("gpufw"), spec, &[], true)
+        .unwrap();
     assert_eq!(one(a.allocate(t(1.0))).framework.as_str(), "gpufw");
 }
 
@@ -426,8 +467,14 @@ fn used_resources_count_at_registration() {
     let o = one(a.allocate(t(0.0)));
     assert_eq!(o.resources, res("cpus:1;mem:512").allocate("r"));
     // The master recovers the used part when the task ends.
-    a.recover_resources(t(1.0), &fid("f1"), &aid("s1"), &res("cpus:3;mem:512").allocate("r"), None)
-        .unwrap();
+    a.recover_resources(
+        t(1.0),
+        &fid("f1"),
+        &aid("s1"),
+        &res("cpus:3;mem:512").allocate("r"),
+        None,
+    )
+    .unwrap();
     assert_eq!(a.available(&aid("s1")).unwrap(), res("cpus:3;mem:512"));
 }
 
@@ -465,7 +512,12 @@ fn snapshot(a: &HierarchicalAllocator) -> String {
         .map(|s| format!("{:?} {:?}", a.available(&aid(s)), a.allocated_on(&aid(s))))
         .collect();
     agents.push(format!("{:?}", a.roles()));
-    agents.push(format!("{} {} {}", a.agent_count(), a.framework_count(), a.filter_count()));
+    agents.push(format!(
+        "{} {} {}",
+        a.agent_count(),
+        a.framework_count(),
+        a.filter_count()
+    ));
     agents.push(format!("{:?} {:?}", a.quota("q"), a.poll_timeout()));
     agents.join("\n")
 }
@@ -495,33 +547,65 @@ fn bad_input_gives_typed_errors_and_leaves_state_unchanged() {
         Err(AllocatorError::UnknownRole("other".into()))
     );
     assert_eq!(
-        a.add_framework(t(1.0), &fid("f2"), fw_spec(&["r"]), &[(unknown_agent.clone(), res("cpus:1"))], true),
+        a.add_framework(
+            t(1.0),
+            &fid("f2"),
+            fw_spec(&["r"]),
+            &[(unknown_agent.clone(), res("cpus:1"))],
+            true
+        ),
         Err(AllocatorError::UnknownAgent(unknown_agent.clone()))
     );
     assert!(matches!(
-        a.add_framework(t(1.0), &fid("f2"), fw_spec(&["r"]), &[(aid("s1"), res("cpus:1"))], true),
+        a.add_framework(
+            t(1.0),
+            &fid("f2"),
+            fw_spec(&["r"]),
+            &[(aid("s1"), res("cpus:1"))],
+            true
+        ),
         Err(AllocatorError::ExceedsAgent { .. })
     ));
     assert_eq!(
         a.update_framework(&unknown_fw, fw_spec(&["r"])),
         Err(AllocatorError::UnknownFramework(unknown_fw.clone()))
     );
-    assert_eq!(a.remove_framework(&unknown_fw), Err(AllocatorError::UnknownFramework(unknown_fw.clone())));
-    assert_eq!(a.activate_framework(&unknown_fw), Err(AllocatorError::UnknownFramework(unknown_fw.clone())));
-    assert_eq!(a.deactivate_framework(&unknown_fw), Err(AllocatorError::UnknownFramework(unknown_fw.clone())));
+    assert_eq!(
+        a.remove_framework(&unknown_fw),
+        Err(AllocatorError::UnknownFramework(unknown_fw.clone()))
+    );
+    assert_eq!(
+        a.activate_framework(&unknown_fw),
+        Err(AllocatorError::UnknownFramework(unknown_fw.clone()))
+    );
+    assert_eq!(
+        a.deactivate_framework(&unknown_fw),
+        Err(AllocatorError::UnknownFramework(unknown_fw.clone()))
+    );
     assert_eq!(
         a.add_agent(&aid("s1"), agent_spec("cpus:1"), &[]),
         Err(AllocatorError::DuplicateAgent(aid("s1")))
     );
     assert_eq!(
-        a.add_agent(&aid("s2"), agent_spec("cpus:1"), &[(unknown_fw.clone(), res("cpus:1"))]),
+        a.add_agent(
+            &aid("s2"),
+            agent_spec("cpus:1"),
+            &[(unknown_fw.clone(), res("cpus:1"))]
+        ),
         Err(AllocatorError::UnknownFramework(unknown_fw.clone()))
     );
     assert!(matches!(
-        a.add_agent(&aid("s2"), agent_spec("cpus:1"), &[(fid("f1"), res("cpus:2"))]),
+        a.add_agent(
+            &aid("s2"),
+            agent_spec("cpus:1"),
+            &[(fid("f1"), res("cpus:2"))]
+        ),
         Err(AllocatorError::ExceedsAgent { .. })
     ));
-    assert_eq!(a.remove_agent(&unknown_agent), Err(AllocatorError::UnknownAgent(unknown_agent.clone())));
+    assert_eq!(
+        a.remove_agent(&unknown_agent),
+        Err(AllocatorError::UnknownAgent(unknown_agent.clone()))
+    );
     assert_eq!(
         a.set_agent_active(&unknown_agent, false),
         Err(AllocatorError::UnknownAgent(unknown_agent.clone()))
@@ -536,7 +620,13 @@ fn bad_input_gives_typed_errors_and_leaves_state_unchanged() {
     );
     // More than was offered.
     assert!(matches!(
-        a.recover_resources(t(1.0), &fid("f1"), &aid("s1"), &res("cpus:3").allocate("r"), Some(Duration::from_secs(5))),
+        a.recover_resources(
+            t(1.0),
+            &fid("f1"),
+            &aid("s1"),
+            &res("cpus:3").allocate("r"),
+            Some(Duration::from_secs(5))
+        ),
         Err(AllocatorError::ExceedsAgent { .. })
     ));
     assert_eq!(
@@ -548,9 +638,18 @@ fn bad_input_gives_typed_errors_and_leaves_state_unchanged() {
         Err(AllocatorError::UnknownRole("other".into()))
     );
     for w in [-1.0, 0.0, f64::NAN, f64::INFINITY] {
-        assert!(matches!(a.set_weight("r", w), Err(AllocatorError::InvalidWeight { .. })), "{w}");
+        assert!(
+            matches!(
+                a.set_weight("r", w),
+                Err(AllocatorError::InvalidWeight { .. })
+            ),
+            "{w}"
+        );
     }
-    assert!(matches!(a.set_weight("/r", 2.0), Err(AllocatorError::InvalidRole { .. })));
+    assert!(matches!(
+        a.set_weight("/r", 2.0),
+        Err(AllocatorError::InvalidRole { .. })
+    ));
     let above = Quota {
         guarantees: ResourceQuantities::parse("cpus:4").unwrap(),
         limits: ResourceQuantities::parse("cpus:2").unwrap(),
@@ -566,4 +665,59 @@ fn bad_input_gives_typed_errors_and_leaves_state_unchanged() {
     // And the allocator still works.
     decline(&mut a, t(1.0), &o, None);
     assert_eq!(one(a.allocate(t(1.0))).agent.as_str(), "s1");
+}
+
+#[test]
+fn the_quota_stage_serves_roles_in_drf_order() {
+    let mut a = new_alloc();
+    for role in ["a", "b", "c"] {
+        a.set_quota(
+            role,
+            Quota {
+                guarantees: ResourceQuantities::parse("cpus:2").unwrap(),
+                limits: ResourceQuantities::default(),
+            },
+        )
+        .unwrap();
+    }
+    add_agent(&mut a, "s0", "cpus:1;mem:100");
+    a.add_framework(
+        t(0.0),
+        &fid("fa"),
+        fw_spec(&["a"]),
+        &[(aid("s0"), res("cpus:1;mem:100").allocate("a"))],
+        true,
+    )
+    .unwrap();
+    add_fw(&mut a, "fb", &["b"]);
+    add_fw(&mut a, "fc", &["c"]);
+    a.allocate(t(0.0));
+    add_agent(&mut a, "s1", "cpus:1;mem:100");
+    add_agent(&mut a, "s2", "cpus:1;mem:100");
+    // Shares: a = 1/3, b = c = 0. The first agent goes to b (share 0, `b` < `c`); b then ties
+    // with a on share and count, but c (share 0) comes first for the second agent.
+    let mut roles: Vec<String> = a.allocate(t(1.0)).into_iter().map(|o| o.role).collect();
+    roles.sort();
+    assert_eq!(roles, ["b", "c"]);
+}
+
+#[test]
+fn bags_round_trip_reserved_and_custom_resources() {
+    // Reservations, custom scalars, sets and non-ports ranges all live in a Bag's remainder.
+    let mut a = new_alloc();
+    add_fw(&mut a, "f1", &["r"]);
+    let total = "cpus:1;mem:64;cpus(r):2;gpus:0;foo:3;disks:{d1,d2};vlans:[5-9];ports:[1-2,7-8]";
+    add_agent(&mut a, "s1", total);
+    assert_eq!(a.total(&aid("s1")).unwrap(), res(total));
+    let o = one(a.allocate(t(0.0)));
+    assert_eq!(o.resources, res(total).allocate("r"));
+    assert!(a.available(&aid("s1")).unwrap().is_empty());
+    let part = res("cpus(r):1;foo:1;disks:{d2};ports:[7-8]").allocate("r");
+    a.recover_resources(t(0.0), &fid("f1"), &aid("s1"), &part, None)
+        .unwrap();
+    assert_eq!(
+        a.available(&aid("s1")).unwrap(),
+        res("cpus(r):1;foo:1;disks:{d2};ports:[7-8]")
+    );
+    assert_eq!(a.total(&aid("s1")).unwrap(), res(total));
 }

@@ -22,15 +22,22 @@ const AGENTS: [&str; 5] = [
     "cpus:3;mem:3072;cpus(q):1",
 ];
 /// (framework, roles). f0 is the quota role's only framework and never refuses.
-const FRAMEWORKS: [(&str, &[&str]); 4] =
-    [("f0", &["q"]), ("f1", &["r1"]), ("f2", &["r1/sub", "r2"]), ("f3", &["r2"])];
+const FRAMEWORKS: [(&str, &[&str]); 4] = [
+    ("f0", &["q"]),
+    ("f1", &["r1"]),
+    ("f2", &["r1/sub", "r2"]),
+    ("f3", &["r2"]),
+];
 
 #[derive(Clone, Debug)]
 enum Op {
     AddAgent(usize),
     RemoveAgent(usize),
     Allocate(u16),
-    Decline { offer: usize, refuse_ms: Option<u32> },
+    Decline {
+        offer: usize,
+        refuse_ms: Option<u32>,
+    },
     Accept(usize),
     Finish(usize),
     Suppress(usize),
@@ -98,35 +105,61 @@ fn check_agents(a: &HierarchicalAllocator, m: &Model) -> Result<(), TestCaseErro
         // sum fits, and so do the summed quantities (overlapping port ranges would merge
         // into fewer values than their count).
         prop_assert!(total.contains(&sum), "agent {i}: {sum} not within {total}");
-        prop_assert!(total.quantities().contains(&quantity_sum(&held)), "agent {i}: double offer");
+        prop_assert!(
+            total.quantities().contains(&quantity_sum(&held)),
+            "agent {i}: double offer"
+        );
         let available = a.available(&id).unwrap().clone();
-        prop_assert_eq!(&(available + &sum), total, "agent {}: available + held != total", i);
+        prop_assert_eq!(
+            &(available + &sum),
+            total,
+            "agent {}: available + held != total",
+            i
+        );
     }
     Ok(())
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let config = AllocatorConfig { min_allocatable: Vec::new(), seed: 3, ..AllocatorConfig::default() };
+    let config = AllocatorConfig {
+        min_allocatable: Vec::new(),
+        seed: 3,
+        ..AllocatorConfig::default()
+    };
     let mut a = HierarchicalAllocator::new(config);
     let guarantee = ResourceQuantities::parse("cpus:3;mem:600").unwrap();
-    a.set_quota("q", Quota { guarantees: guarantee.clone(), limits: ResourceQuantities::new() })
-        .unwrap();
+    a.set_quota(
+        "q",
+        Quota {
+            guarantees: guarantee.clone(),
+            limits: ResourceQuantities::new(),
+        },
+    )
+    .unwrap();
     let mut now = Time::from_secs(100);
     for (id, roles) in FRAMEWORKS {
         let spec = FrameworkSpec {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             ..FrameworkSpec::default()
         };
-        a.add_framework(now, &FrameworkId::new(id), spec, &[], true).unwrap();
+        a.add_framework(now, &FrameworkId::new(id), spec, &[], true)
+            .unwrap();
     }
-    let mut m = Model { agents: vec![None; AGENTS.len()], ..Model::default() };
+    let mut m = Model {
+        agents: vec![None; AGENTS.len()],
+        ..Model::default()
+    };
     for op in ops {
         match op {
             Op::AddAgent(i) => {
                 if m.agents[i].is_none() {
                     let total = Resources::parse(AGENTS[i]).unwrap();
-                    let spec = AgentSpec { total: total.clone(), ..AgentSpec::default() };
-                    a.add_agent(&AgentId::new(format!("a{i}")), spec, &[]).unwrap();
+                    let spec = AgentSpec {
+                        total: total.clone(),
+                        ..AgentSpec::default()
+                    };
+                    a.add_agent(&AgentId::new(format!("a{i}")), spec, &[])
+                        .unwrap();
                     m.agents[i] = Some(total);
                 }
             }
@@ -155,7 +188,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         prop_assert!(!filtered, "filtered offer {:?}", o);
                     }
                     prop_assert!(!o.resources.is_empty());
-                    prop_assert!(o.resources.iter().all(|r| r.allocation_role.as_deref() == Some(o.role.as_str())));
+                    prop_assert!(o
+                        .resources
+                        .iter()
+                        .all(|r| r.allocation_role.as_deref() == Some(o.role.as_str())));
                 }
                 m.offers.extend(offers);
                 check_agents(&a, &m)?;
@@ -194,7 +230,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         let free = avail.unreserved().scalar_value(name);
                         prop_assert!(
                             free.is_none(),
-                            "quota short of {} while agent a{} has {:?} unreserved", name, i, free
+                            "quota short of {} while agent a{} has {:?} unreserved",
+                            name,
+                            i,
+                            free
                         );
                     }
                 }
@@ -209,7 +248,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 } else {
                     refuse_ms.map(|ms| Duration::from_millis(u64::from(ms)))
                 };
-                a.recover_resources(now, &o.framework, &o.agent, &o.resources, refuse).unwrap();
+                a.recover_resources(now, &o.framework, &o.agent, &o.resources, refuse)
+                    .unwrap();
                 if let Some(d) = refuse.filter(|d| !d.is_zero()) {
                     m.filters.push(Filter {
                         framework: o.framework.clone(),
@@ -229,7 +269,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Finish(i) => {
                 if !m.running.is_empty() {
                     let o = m.running.remove(i % m.running.len());
-                    a.recover_resources(now, &o.framework, &o.agent, &o.resources, None).unwrap();
+                    a.recover_resources(now, &o.framework, &o.agent, &o.resources, None)
+                        .unwrap();
                 }
             }
             Op::Suppress(f) => a.suppress(&FrameworkId::new(FRAMEWORKS[f].0), &[]).unwrap(),
@@ -243,7 +284,9 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 a.deactivate_framework(&id).unwrap();
                 m.filters.retain(|x| x.framework != id);
             }
-            Op::Activate(f) => a.activate_framework(&FrameworkId::new(FRAMEWORKS[f].0)).unwrap(),
+            Op::Activate(f) => a
+                .activate_framework(&FrameworkId::new(FRAMEWORKS[f].0))
+                .unwrap(),
         }
         check_agents(&a, &m)?;
     }

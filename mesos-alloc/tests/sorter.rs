@@ -434,7 +434,11 @@ impl Model {
                 let i = PATHS.iter().position(|p| *p == node).unwrap();
                 (format!("{node}/."), vec![i], 1.0, Some(i))
             } else {
-                let path = if node.is_empty() { name.clone() } else { format!("{node}/{name}") };
+                let path = if node.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{node}/{name}")
+                };
                 let clients = self.under(&path);
                 let w = self.weights.get(&path).copied().unwrap_or(1.0);
                 let leaf = if clients.len() == 1 && PATHS[clients[0]] == path {

@@ -105,7 +105,11 @@ impl Bag {
     /// agents before serving them).
     pub(crate) fn touch(&self) -> u64 {
         self.ports.ranges().first().map_or(0, |r| r.begin)
-            ^ self.rest.iter().next().map_or(0, |r| r.value.quantity().millis() as u64)
+            ^ self
+                .rest
+                .iter()
+                .next()
+                .map_or(0, |r| r.value.quantity().millis() as u64)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -138,10 +142,7 @@ impl Bag {
     }
 
     pub(crate) fn contains(&self, other: &Bag) -> bool {
-        self.scalars
-            .iter()
-            .zip(other.scalars)
-            .all(|(a, b)| *a >= b)
+        self.scalars.iter().zip(other.scalars).all(|(a, b)| *a >= b)
             && self.ports.contains(&other.ports)
             && self.rest.contains(&other.rest)
     }

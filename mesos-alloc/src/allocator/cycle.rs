@@ -229,8 +229,16 @@ impl HierarchicalAllocator {
                 }
                 touched.clear();
                 let list = order.as_ref().map(|o| &o.set);
-                let offered =
-                    self.serve_agent(now, a, true, list, &mut touched, &mut book, &mut offers, &mut offer_at);
+                let offered = self.serve_agent(
+                    now,
+                    a,
+                    true,
+                    list,
+                    &mut touched,
+                    &mut book,
+                    &mut offers,
+                    &mut offer_at,
+                );
                 if offered {
                     offered_agents[a as usize] = true;
                     if let Some(o) = order.as_mut() {
@@ -249,7 +257,14 @@ impl HierarchicalAllocator {
                 self.warm(&agents[i..agents.len().min(i + WARM_BATCH)]);
             }
             let offered = self.serve_agent(
-                now, a, false, None, &mut touched, &mut book, &mut offers, &mut offer_at,
+                now,
+                a,
+                false,
+                None,
+                &mut touched,
+                &mut book,
+                &mut offers,
+                &mut offer_at,
             );
             if use_memo && !offered && !offered_agents.get(a as usize).copied().unwrap_or(false) {
                 if let Some(agent) = self.agents[a as usize].as_mut() {
@@ -318,10 +333,7 @@ impl HierarchicalAllocator {
         if use_memo && agent.idle_memo == Some((agent.gen, epoch)) {
             return false;
         }
-        if !stage1
-            && book.uncapped_roles == 0
-            && !agent.has_reservations
-            && !agent.has_non_scalars
+        if !stage1 && book.uncapped_roles == 0 && !agent.has_reservations && !agent.has_non_scalars
         {
             return false;
         }
@@ -442,7 +454,9 @@ impl HierarchicalAllocator {
                 };
                 agent.gen += 1;
                 let q_start = pending_q.len();
-                let role_state = roles[r as usize].as_mut().expect("role being served is live");
+                let role_state = roles[r as usize]
+                    .as_mut()
+                    .expect("role being served is live");
                 offered.for_each_scalar(|name, v, unreserved| {
                     pending_q.push((name.clone(), v));
                     qty::add(&mut role_state.allocated_all, name, v);

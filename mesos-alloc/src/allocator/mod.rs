@@ -17,8 +17,8 @@ mod cycle;
 mod qty;
 mod state;
 
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -251,7 +251,11 @@ impl HierarchicalAllocator {
             .filter_map(|(f, r, res)| {
                 let fw = self.frameworks[*f as usize].as_ref()?;
                 let role = self.roles[*r as usize].as_ref()?;
-                Some((fw.id.clone(), role.name.clone(), res.to_resources(Some(&role.arc))))
+                Some((
+                    fw.id.clone(),
+                    role.name.clone(),
+                    res.to_resources(Some(&role.arc)),
+                ))
             })
             .collect()
     }
@@ -266,7 +270,13 @@ impl HierarchicalAllocator {
     }
 
     /// True when the framework has a filter in force on `agent` for `role` at `now`.
-    pub fn is_filtered(&self, now: Time, framework: &FrameworkId, agent: &AgentId, role: &str) -> bool {
+    pub fn is_filtered(
+        &self,
+        now: Time,
+        framework: &FrameworkId,
+        agent: &AgentId,
+        role: &str,
+    ) -> bool {
         let (Some(&f), Some(&a), Some(&r)) = (
             self.framework_index.get(framework),
             self.agent_index.get(agent),
@@ -582,7 +592,12 @@ impl HierarchicalAllocator {
     }
 
     /// Checks that `f` holds every resource of `res` on agent `a`.
-    fn check_held(&self, f: u32, a: u32, res: &Resources) -> Result<Vec<(u32, Bag)>, AllocatorError> {
+    fn check_held(
+        &self,
+        f: u32,
+        a: u32,
+        res: &Resources,
+    ) -> Result<Vec<(u32, Bag)>, AllocatorError> {
         let fw = self.fw(f);
         let agent = self.agents[a as usize].as_ref().expect("live agent");
         let names: Vec<String> = fw.roles.iter().map(|e| e.name.clone()).collect();
@@ -590,17 +605,13 @@ impl HierarchicalAllocator {
         let mut out = Vec::new();
         for (role, part) in groups {
             let part = Bag::from_resources(&part);
-            let held = fw
-                .roles
-                .iter()
-                .find(|e| e.name == role)
-                .and_then(|e| {
-                    agent
-                        .allocations
-                        .iter()
-                        .find(|(x, y, _)| *x == f && *y == e.role)
-                        .map(|(_, r, res)| (*r, res))
-                });
+            let held = fw.roles.iter().find(|e| e.name == role).and_then(|e| {
+                agent
+                    .allocations
+                    .iter()
+                    .find(|(x, y, _)| *x == f && *y == e.role)
+                    .map(|(_, r, res)| (*r, res))
+            });
             match held {
                 Some((r, held)) if held.contains(&part) => out.push((r, part)),
                 _ => {
@@ -622,7 +633,11 @@ impl HierarchicalAllocator {
         agent.available.add(part);
         agent.gen += 1;
         let mut emptied = false;
-        if let Some(pos) = agent.allocations.iter().position(|(x, y, _)| *x == f && *y == r) {
+        if let Some(pos) = agent
+            .allocations
+            .iter()
+            .position(|(x, y, _)| *x == f && *y == r)
+        {
             agent.allocations[pos].2.sub(part);
             if agent.allocations[pos].2.is_empty() {
                 agent.allocations.swap_remove(pos);
@@ -669,7 +684,11 @@ impl HierarchicalAllocator {
             .filters
             .entry(a)
             .or_default()
-            .push(OfferFilter { role: r, refused, expires });
+            .push(OfferFilter {
+                role: r,
+                refused,
+                expires,
+            });
         self.filter_expiries.push(Reverse((expires, f, a)));
     }
 
@@ -722,7 +741,10 @@ impl Allocator for HierarchicalAllocator {
         for (agent, res) in used {
             let a = self.agent_idx(agent)?;
             let groups = Self::group_by_role(&spec.roles, res)?;
-            let avail = &self.agents[a as usize].as_ref().expect("live agent").available;
+            let avail = &self.agents[a as usize]
+                .as_ref()
+                .expect("live agent")
+                .available;
             let mut want = Bag::default();
             for (role, part) in &groups {
                 if !spec.roles.contains(role) {
@@ -866,7 +888,10 @@ impl Allocator for HierarchicalAllocator {
             });
         }
         let state = AgentState::new(agent.clone(), spec);
-        qty::add_all(&mut self.cluster_total, &state.available.scalar_quantities());
+        qty::add_all(
+            &mut self.cluster_total,
+            &state.available.scalar_quantities(),
+        );
         for (role, name, v) in state.available.reserved_scalars() {
             qty::add(self.reserved_by_role.entry(role).or_default(), &name, v);
         }
@@ -907,7 +932,10 @@ impl Allocator for HierarchicalAllocator {
         }
         // Everything is back in `available`: it is the total now.
         let state = self.agents[a as usize].take().expect("live agent");
-        qty::sub_all(&mut self.cluster_total, &state.available.scalar_quantities());
+        qty::sub_all(
+            &mut self.cluster_total,
+            &state.available.scalar_quantities(),
+        );
         for (role, name, v) in state.available.reserved_scalars() {
             if let Some(entry) = self.reserved_by_role.get_mut(&role) {
                 qty::sub_all(entry, &vec![(name, v)]);
@@ -961,7 +989,11 @@ impl Allocator for HierarchicalAllocator {
         Ok(())
     }
 
-    fn suppress(&mut self, framework: &FrameworkId, roles: &[String]) -> Result<(), AllocatorError> {
+    fn suppress(
+        &mut self,
+        framework: &FrameworkId,
+        roles: &[String],
+    ) -> Result<(), AllocatorError> {
         let f = self.framework_idx(framework)?;
         let idx = self.role_entries(f, roles)?;
         for i in idx {
@@ -971,7 +1003,12 @@ impl Allocator for HierarchicalAllocator {
         Ok(())
     }
 
-    fn revive(&mut self, now: Time, framework: &FrameworkId, roles: &[String]) -> Result<(), AllocatorError> {
+    fn revive(
+        &mut self,
+        now: Time,
+        framework: &FrameworkId,
+        roles: &[String],
+    ) -> Result<(), AllocatorError> {
         let f = self.framework_idx(framework)?;
         let idx = self.role_entries(f, roles)?;
         self.last_now = self.last_now.max(now);
@@ -1011,10 +1048,16 @@ impl Allocator for HierarchicalAllocator {
             reason: e.to_string(),
         })?;
         if role.contains('/') {
-            return Err(Self::quota_error(role, "quota cannot be set on a nested role"));
+            return Err(Self::quota_error(
+                role,
+                "quota cannot be set on a nested role",
+            ));
         }
         if role == "*" {
-            return Err(Self::quota_error(role, "quota cannot be set on the default role `*`"));
+            return Err(Self::quota_error(
+                role,
+                "quota cannot be set on the default role `*`",
+            ));
         }
         for (name, guarantee) in quota.guarantees.iter() {
             if let Some((_, limit)) = quota.limits.iter().find(|(n, _)| *n == name) {
@@ -1078,7 +1121,9 @@ impl HierarchicalAllocator {
     fn role_entries(&self, f: u32, roles: &[String]) -> Result<Vec<usize>, AllocatorError> {
         let fw = self.fw(f);
         if roles.is_empty() {
-            return Ok((0..fw.roles.len()).filter(|&i| fw.roles[i].subscribed).collect());
+            return Ok((0..fw.roles.len())
+                .filter(|&i| fw.roles[i].subscribed)
+                .collect());
         }
         roles
             .iter()

@@ -13,10 +13,15 @@ pub(crate) fn get(q: &Qty, name: &Name) -> i64 {
 
 pub(crate) fn add(q: &mut Qty, name: &Name, v: i64) {
     match q.iter_mut().find(|(n, _)| n == name) {
-        Some((_, w)) => *w += v,
-        None => q.push((name.clone(), v)),
+        Some((_, w)) => {
+            *w += v;
+            if *w <= 0 {
+                q.retain(|(_, v)| *v > 0);
+            }
+        }
+        None if v > 0 => q.push((name.clone(), v)),
+        None => {}
     }
-    q.retain(|(_, v)| *v > 0);
 }
 
 pub(crate) fn add_all(q: &mut Qty, other: &Qty) {

@@ -585,7 +585,6 @@ impl Tree {
         }
         share / n.weight
     }
-
 }
 
 fn sub_into(into: &mut Vec<i64>, what: &[i64]) {
