@@ -169,8 +169,8 @@ impl DrfSorter {
         while self.tree.nodes[n as usize].parent != ROOT {
             n = self.tree.nodes[n as usize].parent;
         }
-        let node = &self.tree.nodes[n as usize];
-        Some((node.key_share, node.key_count))
+        let key = self.tree.keys[n as usize];
+        Some((key.share, key.count))
     }
 
     /// Records an allocation given as scalar quantities, by handle.
@@ -211,8 +211,8 @@ impl DrfSorter {
     }
 
     fn key(&self, n: u32) -> (f64, u64, u32) {
-        let node = &self.tree.nodes[n as usize];
-        (node.key_share, node.key_count, node.rank)
+        let k = self.tree.keys[n as usize];
+        (k.share, k.count, k.rank)
     }
 
     /// Ranks a node's children by name (after its set of children changed).
@@ -224,7 +224,7 @@ impl DrfSorter {
         let nodes = &self.tree.nodes;
         children.sort_by(|&a, &b| nodes[a as usize].name.cmp(&nodes[b as usize].name));
         for (rank, c) in children.into_iter().enumerate() {
-            self.tree.nodes[c as usize].rank = rank as u32;
+            self.tree.keys[c as usize].rank = rank as u32;
         }
         self.tree.nodes[node as usize].ranks_stale = false;
     }
@@ -243,11 +243,10 @@ impl DrfSorter {
             },
         };
         let share = self.tree.share(n);
-        {
-            let node = &mut self.tree.nodes[n as usize];
-            node.key_share = share;
-            node.key_count = node.count;
-        }
+        let count = self.tree.nodes[n as usize].count;
+        let key = &mut self.tree.keys[n as usize];
+        key.share = share;
+        key.count = count;
         let new = self.key(n);
         let front = &self.tree.nodes[parent as usize].children[..front_len];
         // Where `n` goes among the others (its own slot excluded).
@@ -274,9 +273,10 @@ impl DrfSorter {
         let mut front: Vec<u32> = self.tree.nodes[node as usize].children[..front_len].to_vec();
         for &c in &front {
             let share = self.tree.share(c);
-            let n = &mut self.tree.nodes[c as usize];
-            n.key_share = share;
-            n.key_count = n.count;
+            let count = self.tree.nodes[c as usize].count;
+            let key = &mut self.tree.keys[c as usize];
+            key.share = share;
+            key.count = count;
         }
         front.sort_by(|&a, &b| cmp_key(self.key(a), self.key(b)));
         self.tree.nodes[node as usize].children[..front_len].copy_from_slice(&front);

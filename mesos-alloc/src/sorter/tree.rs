@@ -55,11 +55,6 @@ pub(crate) struct Node {
     /// Allocated scalar quantities in thousandths, indexed by the tree's name slots.
     pub(crate) alloc: Vec<i64>,
     pub(crate) client: u32,
-    /// The DRF key the node was last placed under among its siblings (share, count).
-    pub(crate) key_share: f64,
-    pub(crate) key_count: u64,
-    /// The node's name rank among its siblings (byte order), so ties compare integers.
-    pub(crate) rank: u32,
     /// The children changed since their ranks were computed.
     pub(crate) ranks_stale: bool,
     /// Queued for re-placement at the next sort.
@@ -112,6 +107,18 @@ pub(crate) struct Tree {
     pub(crate) dirty: bool,
     /// Nodes whose allocation changed since the last sort, to be re-placed one by one.
     pub(crate) stale: Vec<u32>,
+    /// Per node, the DRF key it was last placed under among its siblings. Kept apart from
+    /// the nodes so the binary searches of a re-placement read one dense array.
+    pub(crate) keys: Vec<SortKey>,
+}
+
+/// Where a node sits among its siblings: (share, allocation count, name rank). Siblings
+/// share their parent's path, so ranking names orders their paths.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SortKey {
+    pub(crate) share: f64,
+    pub(crate) count: u64,
+    pub(crate) rank: u32,
 }
 
 impl Default for Tree {
@@ -133,9 +140,6 @@ impl Tree {
             count: 0,
             alloc: Vec::new(),
             client: NONE,
-            key_share: 0.0,
-            key_count: 0,
-            rank: 0,
             ranks_stale: false,
             stale: false,
             live: true,
@@ -154,6 +158,7 @@ impl Tree {
             agents: FxHashMap::default(),
             dirty: false,
             stale: Vec::new(),
+            keys: vec![SortKey::default()],
         }
     }
 
@@ -181,9 +186,6 @@ impl Tree {
             count: 0,
             alloc: Vec::new(),
             client: NONE,
-            key_share: 0.0,
-            key_count: 0,
-            rank: 0,
             ranks_stale: false,
             stale: false,
             live: true,
@@ -191,10 +193,12 @@ impl Tree {
         let idx = match self.free_nodes.pop() {
             Some(i) => {
                 self.nodes[i as usize] = node;
+                self.keys[i as usize] = SortKey::default();
                 i
             }
             None => {
                 self.nodes.push(node);
+                self.keys.push(SortKey::default());
                 (self.nodes.len() - 1) as u32
             }
         };
