@@ -131,6 +131,7 @@ pub struct Agent {
     inputs: mpsc::Sender<Input>,
     outbound: mpsc::Sender<(AgentId, AgentMessage)>,
     workers: JoinSet<()>,
+    writer: checkpoint::Writer,
     shutting_down: bool,
 }
 
@@ -184,6 +185,7 @@ impl Agent {
         runtimes: BTreeMap<String, Arc<dyn ContainerRuntime>>,
         inputs: mpsc::Sender<Input>,
         outbound: mpsc::Sender<(AgentId, AgentMessage)>,
+        writer: checkpoint::Writer,
     ) -> Self {
         let cp = checkpoint.unwrap_or_default();
         let tasks = cp
@@ -218,6 +220,7 @@ impl Agent {
             inputs,
             outbound,
             workers: JoinSet::new(),
+            writer,
             shutting_down: false,
         }
     }
@@ -243,8 +246,9 @@ impl Agent {
             tasks: self.tasks.values().map(|t| &t.rec).collect(),
             updates: &self.updates,
         };
-        if let Err(e) = checkpoint::save(&self.settings.work_dir, &view) {
-            tracing::error!(error = %e, "cannot checkpoint the agent's state");
+        match checkpoint::encode(&self.settings.work_dir, &view) {
+            Ok(bytes) => self.writer.submit(bytes),
+            Err(e) => tracing::error!(error = %e, "cannot encode the agent's checkpoint"),
         }
     }
 
@@ -948,6 +952,9 @@ impl Agent {
             }
         }
         self.shutdown(inputs).await;
+        // The last snapshot reaches the disk before `run` returns.
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         Ok(())
     }
 

@@ -190,6 +190,7 @@ pub async fn run(
         runtimes,
         input_tx.clone(),
         out_tx,
+        checkpoint::Writer::start(work_dir.clone())?,
     );
     agent.recover().await?;
 
