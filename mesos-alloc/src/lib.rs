@@ -14,4 +14,4 @@ pub mod sorter;
 
 mod allocator;
 
-pub use allocator::{AllocatorConfig, HierarchicalAllocator, RoleInfo};
+pub use allocator::{AllocatorConfig, HierarchicalAllocator, RoleInfo, DEFAULT_REFUSE, MAX_REFUSE};

@@ -40,6 +40,11 @@ use self::state::{AgentState, FrameworkState, FwRole, OfferFilter, RoleState};
 /// The longest `refuse_seconds` honoured (upstream caps at 365 days).
 pub const MAX_REFUSE: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// `Filters.refuse_seconds` when a DECLINE or ACCEPT carries no filters (the proto default).
+/// [`Allocator::recover_resources`] takes `None` as "no filter" (rescinded or discarded
+/// offers), so the master passes `Some(DEFAULT_REFUSE)` for a decline without filters.
+pub const DEFAULT_REFUSE: Duration = Duration::from_secs(5);
+
 /// Configuration, with Mesos' defaults.
 #[derive(Clone, Debug)]
 pub struct AllocatorConfig {
