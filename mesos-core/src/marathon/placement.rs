@@ -16,7 +16,7 @@
 //! not yet visited are not checked one by one: each only counts the offer as [`RejectKind::OfferExhausted`]. This
 //! keeps an offer's cost proportional to what it launches, not to the length of the queue.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
@@ -214,49 +214,61 @@ pub struct OfferSummary {
     last_per_agent: LastReasons,
 }
 
-/// The last reason per agent for the [`LAST_REASONS_PER_APP`] most recently seen agents: a map
-/// for lookups plus an insertion log for eviction (stale log entries are skipped and compacted),
-/// so recording costs a hash insert, not a scan, on the offer path.
+/// The last reason per agent for the [`LAST_REASONS_PER_APP`] most recently seen agents.
+///
+/// A small array scanned by a precomputed hash of the agent id: the placer hashes an offer's
+/// agent once and every app that rejects the offer records with that hash, so recording costs a
+/// scan of 64 integers, with no hashing, allocation or reference counting unless the agent is new
+/// to this app. The oldest entry (lowest sequence number) makes room.
 #[derive(Clone, Debug, Default)]
 struct LastReasons {
     seq: u64,
-    map: HashMap<AgentId, (u64, NoMatch)>,
-    log: VecDeque<(u64, AgentId)>,
+    /// (agent hash, sequence number of the last record, agent, reason)
+    entries: Vec<(u64, u64, AgentId, NoMatch)>,
+}
+
+/// A stable hash of an agent id (the same in every process, so restored state finds its
+/// entries).
+fn agent_hash(agent: &AgentId) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    agent.as_str().hash(&mut h);
+    h.finish()
 }
 
 impl LastReasons {
-    fn record(&mut self, agent: &AgentId, why: NoMatch) {
+    fn record(&mut self, agent: &AgentId, hash: u64, why: NoMatch) {
         self.seq += 1;
-        self.map.insert(agent.clone(), (self.seq, why));
-        self.log.push_back((self.seq, agent.clone()));
-        while self.map.len() > LAST_REASONS_PER_APP {
-            let Some((s, a)) = self.log.pop_front() else {
-                break;
-            };
-            if self.map.get(&a).is_some_and(|(live, _)| *live == s) {
-                self.map.remove(&a);
-            }
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.0 == hash && e.2 == *agent)
+        {
+            e.1 = self.seq;
+            e.3 = why;
+            return;
         }
-        if self.log.len() > 4 * LAST_REASONS_PER_APP {
-            let map = &self.map;
-            self.log
-                .retain(|(s, a)| map.get(a).is_some_and(|(live, _)| live == s));
+        let entry = (hash, self.seq, agent.clone(), why);
+        if self.entries.len() < LAST_REASONS_PER_APP {
+            self.entries.push(entry);
+        } else if let Some(oldest) = self.entries.iter_mut().min_by_key(|e| e.1) {
+            *oldest = entry;
         }
     }
 
     fn get(&self, agent: &AgentId) -> Option<&NoMatch> {
-        self.map.get(agent).map(|(_, why)| why)
+        let hash = agent_hash(agent);
+        self.entries
+            .iter()
+            .find(|e| e.0 == hash && e.2 == *agent)
+            .map(|e| &e.3)
     }
 
-    /// Live entries, oldest first.
+    /// Entries, oldest first.
     fn entries(&self) -> Vec<(AgentId, NoMatch)> {
-        self.log
-            .iter()
-            .filter_map(|(s, a)| match self.map.get(a) {
-                Some((live, why)) if live == s => Some((a.clone(), *why)),
-                _ => None,
-            })
-            .collect()
+        let mut v: Vec<&(u64, u64, AgentId, NoMatch)> = self.entries.iter().collect();
+        v.sort_by_key(|e| e.1);
+        v.into_iter().map(|e| (e.2.clone(), e.3)).collect()
     }
 }
 
@@ -277,7 +289,8 @@ impl<'de> Deserialize<'de> for LastReasons {
         let entries = Vec::<(AgentId, NoMatch)>::deserialize(d)?;
         let mut out = LastReasons::default();
         for (a, why) in entries {
-            out.record(&a, why);
+            let hash = agent_hash(&a);
+            out.record(&a, hash, why);
         }
         Ok(out)
     }
@@ -309,12 +322,12 @@ pub struct FunnelStage {
 }
 
 impl OfferSummary {
-    fn record(&mut self, now: Time, agent: &AgentId, why: NoMatch) {
+    fn record(&mut self, now: Time, agent: &AgentId, hash: u64, why: NoMatch) {
         self.processed_offers += 1;
         self.unused_offers += 1;
         self.last_unused_offer_at = Some(now);
         self.counts[why.kind() as usize] += 1;
-        self.last_per_agent.record(agent, why);
+        self.last_per_agent.record(agent, hash, why);
     }
 
     fn used(&mut self, now: Time) {
@@ -899,10 +912,15 @@ impl Placer {
         let start = self.cursor % n;
         self.cursor = self.cursor.wrapping_add(1);
         let (min_cpus, min_mem) = self.queue_minimum();
+        let at = OfferAt {
+            offer,
+            agent: agent_hash(&offer.agent_id),
+            now,
+        };
         let mut finished = false;
         for k in 0..n {
             let i = self.queue[(start + k) % n];
-            self.place_app(i, offer, &mut pools, now, rng, &mut out);
+            self.place_app(i, &at, &mut pools, rng, &mut out);
             finished |= self.slots[i].waiting == 0;
             let exhausted = pools.iter().all(|p| p.cpus < min_cpus || p.mem < min_mem);
             if exhausted
@@ -950,12 +968,12 @@ impl Placer {
     fn place_app(
         &mut self,
         i: usize,
-        offer: &Offer,
+        at: &OfferAt<'_>,
         pools: &mut [Pool],
-        now: Time,
         rng: &mut impl Rng,
         out: &mut OfferOutcome,
     ) -> u32 {
+        let OfferAt { offer, agent, now } = *at;
         let max = self.config.max_instances_per_offer;
         let slot = &mut self.slots[i];
         let mut launched = 0;
@@ -972,7 +990,7 @@ impl Placer {
                             // `check` passed, so this cannot happen; report rather than panic.
                             let why = NoMatch::InsufficientPorts(e);
                             out.rejections.push((slot.id.clone(), why));
-                            slot.summary.record(now, &offer.agent_id, why);
+                            slot.summary.record(now, &offer.agent_id, agent, why);
                             break;
                         }
                     };
@@ -1017,7 +1035,7 @@ impl Placer {
                 Err(why) => {
                     if launched == 0 {
                         out.rejections.push((slot.id.clone(), why));
-                        slot.summary.record(now, &offer.agent_id, why);
+                        slot.summary.record(now, &offer.agent_id, agent, why);
                     }
                     break;
                 }
@@ -1028,6 +1046,14 @@ impl Placer {
         }
         launched
     }
+}
+
+/// The offer being processed, its agent's hash (computed once for all apps) and the time.
+#[derive(Clone, Copy)]
+struct OfferAt<'a> {
+    offer: &'a Offer,
+    agent: u64,
+    now: Time,
 }
 
 /// Where the ports of one launch come from.
