@@ -13,8 +13,8 @@
 //! - `--mode process`: real `mesos-agent` processes run every task (`true`) through the process
 //!   runtime; a launch counts when its TASK_FINISHED reaches the framework.
 //!
-//! The framework is a v1 HTTP scheduler in this process: it packs as many tasks (cpus:0.01;mem:1)
-//! into each offer as fit and acknowledges every update.
+//! The framework is a v1 HTTP scheduler in this process: it packs as many tasks (cpus:0.01 and
+//! mem:1, or mem:4 with real processes) into each offer as fit and acknowledges every update.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -75,10 +75,13 @@ struct MiniStatus {
     state: String,
     agent_id: Option<Id>,
     uuid: Option<String>,
+    message: Option<String>,
 }
 
 const TASK_CPUS: f64 = 0.01;
 const TASK_MEM: f64 = 1.0;
+/// The process runtime refuses memory limits under 4 MB.
+const PROCESS_TASK_MEM: f64 = 4.0;
 
 struct Args {
     mode: String,
@@ -105,7 +108,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--tasks" => a.tasks = value.parse()?,
             "--agents" => a.agents = value.parse()?,
             "--bin-dir" => a.bin_dir = value.into(),
-            other => bail!("unknown flag {other} (--mode noop|process, --tasks N, --agents K, --bin-dir DIR)"),
+            other => bail!(
+                "unknown flag {other} (--mode noop|process, --tasks N, --agents K, --bin-dir DIR)"
+            ),
         }
     }
     if a.mode != "noop" && a.mode != "process" {
@@ -323,7 +328,12 @@ async fn main() -> anyhow::Result<()> {
     let master_bin = args.bin_dir.join("mesos-master");
     let master = Command::new(&master_bin)
         .args(["--ip", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--allocation_interval", "10ms", "--agent_ping_timeout", "60secs"])
+        .args([
+            "--allocation_interval",
+            "10ms",
+            "--agent_ping_timeout",
+            "60secs",
+        ])
         .args(["--max_completed_tasks_per_framework", "1000"])
         .env("MESOS_LOG", "warn")
         .stdout(Stdio::null())
@@ -333,6 +343,11 @@ async fn main() -> anyhow::Result<()> {
     children.0.push(master);
     wait_healthy(&client, &base).await?;
 
+    let task_mem = if args.mode == "noop" {
+        TASK_MEM
+    } else {
+        PROCESS_TASK_MEM
+    };
     let per_agent = args.tasks.div_ceil(args.agents) + 10;
     if args.mode == "noop" {
         let res = format!(
@@ -351,9 +366,13 @@ async fn main() -> anyhow::Result<()> {
                 .args(["--master", &format!("127.0.0.1:{port}")])
                 .args(["--ip", "127.0.0.1", "--port", &aport.to_string()])
                 .args(["--hostname", &format!("agent-{i}")])
-                .args(["--work_dir", &work.join(format!("agent-{i}")).display().to_string()])
+                .args([
+                    "--work_dir",
+                    &work.join(format!("agent-{i}")).display().to_string(),
+                ])
                 .args(["--resources", "cpus:16;mem:16384;disk:1000"])
                 .args(["--containerizers", "mesos", "--kill_tasks_on_shutdown"])
+                .args(["--switch_user", "false"])
                 .env("MESOS_LOG", "warn")
                 .stdout(Stdio::null())
                 .spawn()
@@ -381,8 +400,10 @@ async fn main() -> anyhow::Result<()> {
     let resp = client
         .post(format!("{base}/api/v1/scheduler"))
         .header("Content-Type", "application/json")
-        .json(&json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
-            "user": "bench", "name": "master_launch", "failover_timeout": 60.0}}}))
+        .json(
+            &json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
+            "user": "bench", "name": "master_launch", "failover_timeout": 60.0}}}),
+        )
         .send()
         .await?;
     if resp.status() != 200 {
@@ -430,16 +451,30 @@ async fn main() -> anyhow::Result<()> {
         let e: MiniEvent = serde_json::from_slice(&rec)?;
         match e.kind.as_str() {
             "SUBSCRIBED" => {
-                framework_id = e.subscribed.map(|s| s["framework_id"].clone()).unwrap_or_default()
+                framework_id = e
+                    .subscribed
+                    .map(|s| s["framework_id"].clone())
+                    .unwrap_or_default()
             }
             "OFFERS" => {
                 let offers = e.offers.unwrap_or_default();
                 for offer in offers["offers"].as_array().into_iter().flatten() {
                     let left = args.tasks - launched.load(Ordering::SeqCst);
                     let fit = ((scalar(offer, "cpus") + 1e-9) / TASK_CPUS)
-                        .min(scalar(offer, "mem") / TASK_MEM)
+                        .min(scalar(offer, "mem") / task_mem)
                         .floor() as usize;
                     let n = fit.min(left);
+                    if n == 0 {
+                        // Nothing (more) to launch here: do not see this again for a while.
+                        let body = json!({"type": "DECLINE", "framework_id": framework_id,
+                            "decline": {"offer_ids": [offer["id"]],
+                                "filters": {"refuse_seconds": 3600.0}}});
+                        let r = call(body.to_string()).await?;
+                        if r.status() != 202 {
+                            bail!("DECLINE: {}", r.status());
+                        }
+                        continue;
+                    }
                     let mut tasks = Vec::with_capacity(n);
                     for _ in 0..n {
                         let i = launched.fetch_add(1, Ordering::SeqCst);
@@ -448,7 +483,7 @@ async fn main() -> anyhow::Result<()> {
                             "agent_id": offer["agent_id"],
                             "resources": [
                                 {"name": "cpus", "type": "SCALAR", "scalar": {"value": TASK_CPUS}},
-                                {"name": "mem", "type": "SCALAR", "scalar": {"value": TASK_MEM}}],
+                                {"name": "mem", "type": "SCALAR", "scalar": {"value": task_mem}}],
                             "command": {"value": "true"}}));
                     }
                     started.get_or_insert_with(Instant::now);
@@ -468,7 +503,14 @@ async fn main() -> anyhow::Result<()> {
                 if s.state == done_state {
                     done.fetch_add(1, Ordering::SeqCst);
                 } else if !matches!(s.state.as_str(), "TASK_STARTING" | "TASK_RUNNING") {
-                    failed.fetch_add(1, Ordering::SeqCst);
+                    if failed.fetch_add(1, Ordering::SeqCst) == 0 {
+                        eprintln!(
+                            "first failure: {} {}: {}",
+                            s.task_id.value,
+                            s.state,
+                            s.message.as_deref().unwrap_or("")
+                        );
+                    }
                     done.fetch_add(1, Ordering::SeqCst);
                 }
                 if let (Some(uuid), Some(agent)) = (s.uuid, s.agent_id) {
