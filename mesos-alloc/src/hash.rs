@@ -4,7 +4,7 @@
 //! resistance buys nothing there (the keys are our own indices, never client input) and costs
 //! several times more than the lookup itself. Maps keyed by client-given ids keep std's hasher.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// FxHash-style hasher (rustc's): rotate, xor, multiply.
@@ -53,3 +53,6 @@ impl Hasher for FxHasher {
 
 /// A `HashMap` with [`FxHasher`].
 pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A `HashSet` with [`FxHasher`].
+pub(crate) type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;

@@ -291,6 +291,9 @@ impl HierarchicalAllocator {
                 if let Some((f, _, held)) = agent.allocations.first() {
                     x ^= u64::from(*f) ^ held.touch();
                 }
+                if let Some(filter) = agent.filters.first() {
+                    x ^= filter.expires.as_nanos();
+                }
             }
         }
         std::hint::black_box(x);
@@ -436,13 +439,13 @@ impl HierarchicalAllocator {
                 if !avail.allocatable(mins) || (c.avail.is_some() && !to_offer.allocatable(mins)) {
                     continue;
                 }
-                if let Some(filters) = fw.filters.get(&a) {
-                    if filters
+                if !agent.filters.is_empty()
+                    && agent
+                        .filters_of(f)
                         .iter()
                         .any(|x| x.role == r && x.expires > now && x.refused.contains(to_offer))
-                    {
-                        continue;
-                    }
+                {
+                    continue;
                 }
                 // Offer.
                 let offered = match &c.offer {

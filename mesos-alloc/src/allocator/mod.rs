@@ -267,11 +267,7 @@ impl HierarchicalAllocator {
 
     /// Number of offer filters in force (expired ones may linger until the next cycle).
     pub fn filter_count(&self) -> usize {
-        self.frameworks
-            .iter()
-            .flatten()
-            .map(|f| f.filters.values().map(Vec::len).sum::<usize>())
-            .sum()
+        self.agents.iter().flatten().map(|a| a.filters.len()).sum()
     }
 
     /// True when the framework has a filter in force on `agent` for `role` at `now`.
@@ -289,10 +285,12 @@ impl HierarchicalAllocator {
         ) else {
             return false;
         };
-        self.frameworks[f as usize]
-            .as_ref()
-            .and_then(|fw| fw.filters.get(&a))
-            .is_some_and(|fs| fs.iter().any(|x| x.role == r && x.expires > now))
+        self.agents[a as usize].as_ref().is_some_and(|agent| {
+            agent
+                .filters_of(f)
+                .iter()
+                .any(|x| x.role == r && x.expires > now)
+        })
     }
 
     /// The roles the allocator tracks, with their state.
@@ -685,15 +683,13 @@ impl HierarchicalAllocator {
                 arc
             }
         };
-        self.fw_mut(f)
-            .filters
-            .entry(a)
-            .or_default()
-            .push(OfferFilter {
-                role: r,
-                refused,
-                expires,
-            });
+        agent.add_filter(OfferFilter {
+            framework: f,
+            role: r,
+            refused,
+            expires,
+        });
+        self.fw_mut(f).filter_agents.insert(a);
         self.filter_expiries.push(Reverse((expires, f, a)));
     }
 
@@ -705,18 +701,26 @@ impl HierarchicalAllocator {
                 break;
             }
             self.filter_expiries.pop();
-            if let Some(fw) = self.frameworks[f as usize].as_mut() {
-                if let Some(list) = fw.filters.get_mut(&a) {
-                    list.retain(|x| x.expires > now);
-                    if list.is_empty() {
-                        fw.filters.remove(&a);
-                    }
-                    any = true;
-                }
+            if let Some(agent) = self.agents[a as usize].as_mut() {
+                let before = agent.filters.len();
+                agent
+                    .filters
+                    .retain(|x| x.framework != f || x.expires > now);
+                any |= agent.filters.len() != before;
             }
         }
         if any {
             self.epoch += 1;
+        }
+    }
+
+    /// Removes framework `f`'s filters for which `drop` holds, on every agent it filtered.
+    fn clear_filters(&mut self, f: u32, drop: impl Fn(&OfferFilter) -> bool) {
+        let agents: Vec<u32> = self.fw(f).filter_agents.iter().copied().collect();
+        for a in agents {
+            if let Some(agent) = self.agents[a as usize].as_mut() {
+                agent.filters.retain(|x| x.framework != f || !drop(x));
+            }
         }
     }
 
@@ -806,9 +810,7 @@ impl Allocator for HierarchicalAllocator {
             .map(|e| e.role)
             .collect();
         if !gone.is_empty() {
-            for list in self.fw_mut(f).filters.values_mut() {
-                list.retain(|x| !gone.contains(&x.role));
-            }
+            self.clear_filters(f, |x| gone.contains(&x.role));
         }
         self.apply_spec(f, &spec);
         Ok(())
@@ -837,6 +839,8 @@ impl Allocator for HierarchicalAllocator {
         for r in roles {
             self.untrack(f, r);
         }
+        // Its slot may be reused: no filter of it may stay behind.
+        self.clear_filters(f, |_| true);
         self.frameworks[f as usize] = None;
         self.framework_index.remove(framework);
         self.free_frameworks.push(f);
@@ -857,9 +861,10 @@ impl Allocator for HierarchicalAllocator {
 
     fn deactivate_framework(&mut self, framework: &FrameworkId) -> Result<(), AllocatorError> {
         let f = self.framework_idx(framework)?;
+        self.clear_filters(f, |_| true);
         let fw = self.fw_mut(f);
         fw.active = false;
-        fw.filters.clear();
+        fw.filter_agents.clear();
         for i in 0..self.fw(f).roles.len() {
             self.refresh_activation(f, i);
         }
@@ -933,7 +938,7 @@ impl Allocator for HierarchicalAllocator {
             self.remove_allocation(f, r, a, &res);
         }
         for fw in self.frameworks.iter_mut().flatten() {
-            fw.filters.remove(&a);
+            fw.filter_agents.remove(&a);
         }
         // Everything is back in `available`: it is the total now.
         let state = self.agents[a as usize].take().expect("live agent");
@@ -1018,10 +1023,7 @@ impl Allocator for HierarchicalAllocator {
         let idx = self.role_entries(f, roles)?;
         self.last_now = self.last_now.max(now);
         let slots: Vec<u32> = idx.iter().map(|&i| self.fw(f).roles[i].role).collect();
-        for list in self.fw_mut(f).filters.values_mut() {
-            list.retain(|x| !slots.contains(&x.role));
-        }
-        self.fw_mut(f).filters.retain(|_, l| !l.is_empty());
+        self.clear_filters(f, |x| slots.contains(&x.role));
         for i in idx {
             self.fw_mut(f).roles[i].suppressed = false;
             self.refresh_activation(f, i);

@@ -9,7 +9,7 @@ use mesos_core::time::Time;
 
 use super::bag::Bag;
 use super::qty::Qty;
-use crate::hash::FxHashMap;
+use crate::hash::FxHashSet;
 use crate::sorter::ClientId;
 
 /// One agent: what it has, what is offered or used, and what is left.
@@ -36,6 +36,9 @@ pub(crate) struct AgentState {
     pub(crate) gen: u64,
     /// `(gen, epoch)` of the last cycle that found nothing to offer here.
     pub(crate) idle_memo: Option<(u64, u64)>,
+    /// Offer filters on this agent, sorted by framework slot. They live with the agent
+    /// because a cycle looks them up while serving it, when its memory is being read anyway.
+    pub(crate) filters: Vec<OfferFilter>,
     /// The last refused resources, shared by the filters that refuse the same thing.
     pub(crate) last_refused: Option<Arc<Bag>>,
 }
@@ -61,6 +64,7 @@ impl AgentState {
             has_non_scalars,
             gen: 0,
             idle_memo: None,
+            filters: Vec::new(),
             last_refused: None,
         }
     }
@@ -70,6 +74,7 @@ impl AgentState {
 /// this role, nor anything it contains, until `expires`.
 #[derive(Debug)]
 pub(crate) struct OfferFilter {
+    pub(crate) framework: u32,
     pub(crate) role: u32,
     pub(crate) refused: Arc<Bag>,
     pub(crate) expires: Time,
@@ -96,8 +101,9 @@ pub(crate) struct FrameworkState {
     pub(crate) active: bool,
     pub(crate) gpu_capable: bool,
     pub(crate) roles: Vec<FwRole>,
-    /// Offer filters by agent slot.
-    pub(crate) filters: FxHashMap<u32, Vec<OfferFilter>>,
+    /// Agent slots where this framework may have offer filters (a superset: expired ones
+    /// are not taken out), so clearing its filters does not scan every agent.
+    pub(crate) filter_agents: FxHashSet<u32>,
 }
 
 impl FrameworkState {
@@ -107,7 +113,7 @@ impl FrameworkState {
             active,
             gpu_capable,
             roles: Vec::new(),
-            filters: FxHashMap::default(),
+            filter_agents: FxHashSet::default(),
         }
     }
 }
@@ -146,5 +152,22 @@ impl RoleState {
             allocated_unreserved: Qty::new(),
             allocated_all: Qty::new(),
         }
+    }
+}
+
+impl AgentState {
+    /// The filters of framework slot `f` (a contiguous run, the list being sorted).
+    pub(crate) fn filters_of(&self, f: u32) -> &[OfferFilter] {
+        let start = self.filters.partition_point(|x| x.framework < f);
+        let len = self.filters[start..].partition_point(|x| x.framework == f);
+        &self.filters[start..start + len]
+    }
+
+    /// Adds a filter, keeping the list sorted by framework.
+    pub(crate) fn add_filter(&mut self, filter: OfferFilter) {
+        let at = self
+            .filters
+            .partition_point(|x| x.framework <= filter.framework);
+        self.filters.insert(at, filter);
     }
 }
