@@ -200,10 +200,7 @@ fn records(resp: reqwest::Response, tx: mpsc::Sender<Vec<u8>>) {
         let mut buf: Vec<u8> = Vec::new();
         while let Some(Ok(chunk)) = body.next().await {
             buf.extend_from_slice(&chunk);
-            loop {
-                let Some(nl) = buf.iter().position(|b| *b == b'\n') else {
-                    break;
-                };
+            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
                 let Some(len) = std::str::from_utf8(&buf[..nl])
                     .ok()
                     .and_then(|s| s.parse::<usize>().ok())
