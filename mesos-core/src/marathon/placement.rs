@@ -25,10 +25,10 @@ use serde::{Deserialize, Serialize};
 
 use super::app::AppDefinition;
 use super::path::PathId;
-use super::ports::{HostPortRequest, PortRequests, PortShortage};
+use super::ports::{remove_value, slice_contains, HostPortRequest, PortRequests, PortShortage};
 use crate::constraints::{AgentView, ConstraintTracker};
 use crate::ids::{AgentId, OfferId};
-use crate::resources::{Name, Ranges, Resource, Resources, Scalar, Value};
+use crate::resources::{Name, Range, Ranges, Resource, Resources, Scalar, Value};
 use crate::time::Time;
 
 /// An offer as placement sees it.
@@ -559,7 +559,8 @@ struct Pool {
     mem: Scalar,
     disk: Scalar,
     gpus: Scalar,
-    ports: Ranges,
+    /// Sorted, disjoint; taken ports are removed in place.
+    ports: Vec<Range>,
 }
 
 fn pools(resources: &Resources) -> Vec<Pool> {
@@ -575,7 +576,7 @@ fn pools(resources: &Resources) -> Vec<Pool> {
                     mem: Scalar::ZERO,
                     disk: Scalar::ZERO,
                     gpus: Scalar::ZERO,
-                    ports: Ranges::default(),
+                    ports: Vec::new(),
                 });
                 out.len() - 1
             }
@@ -586,7 +587,15 @@ fn pools(resources: &Resources) -> Vec<Pool> {
             (Name::Mem, Value::Scalar(s)) => p.mem += *s,
             (Name::Disk, Value::Scalar(s)) => p.disk += *s,
             (Name::Gpus, Value::Scalar(s)) => p.gpus += *s,
-            (Name::Ports, Value::Ranges(rs)) => p.ports.add(rs),
+            (Name::Ports, Value::Ranges(rs)) => {
+                if p.ports.is_empty() {
+                    p.ports = rs.ranges().to_vec();
+                } else {
+                    let mut all = Ranges::new(p.ports.iter().copied());
+                    all.add(rs);
+                    p.ports = all.ranges().to_vec();
+                }
+            }
             _ => {}
         }
     }
@@ -980,11 +989,7 @@ impl Placer {
         while slot.waiting > 0 && launched < max {
             match check(slot, offer, pools) {
                 Ok((p, source)) => {
-                    let host_ports = match slot
-                        .needs
-                        .ports
-                        .assign(source.ranges(pools, &Ranges::default()), rng)
-                    {
+                    let host_ports = match slot.needs.ports.assign_in(source.ranges(pools), rng) {
                         Ok(hp) => hp,
                         Err(e) => {
                             // `check` passed, so this cannot happen; report rather than panic.
@@ -995,20 +1000,14 @@ impl Placer {
                         }
                     };
                     let mut port_roles = Vec::new();
-                    if !slot.needs.ports.is_empty() {
-                        let taken =
-                            Ranges::new(host_ports.iter().flatten().map(|p| {
-                                crate::resources::Range::new(u64::from(*p), u64::from(*p))
-                            }));
-                        for port in host_ports.iter().flatten() {
-                            let role = pools
-                                .iter()
-                                .find(|q| q.ports.contains_value(u64::from(*port)))
-                                .map_or_else(|| Arc::from("*"), |q| q.role.clone());
-                            port_roles.push(role);
-                        }
-                        for q in pools.iter_mut() {
-                            q.ports.subtract(&taken);
+                    for port in host_ports.iter().flatten() {
+                        let port = u64::from(*port);
+                        match pools.iter_mut().find(|q| slice_contains(&q.ports, port)) {
+                            Some(q) => {
+                                port_roles.push(q.role.clone());
+                                remove_value(&mut q.ports, port);
+                            }
+                            None => port_roles.push(Arc::from("*")),
                         }
                     }
                     let pool = &mut pools[p];
@@ -1062,14 +1061,14 @@ enum PortSource {
     None,
     /// All accepted ports sit in one pool.
     Pool(usize),
-    /// Accepted ports of several roles, merged.
-    Union(Ranges),
+    /// Accepted ports of several roles, merged (sorted, disjoint).
+    Union(Vec<Range>),
 }
 
 impl PortSource {
-    fn ranges<'a>(&'a self, pools: &'a [Pool], empty: &'a Ranges) -> &'a Ranges {
+    fn ranges<'a>(&'a self, pools: &'a [Pool]) -> &'a [Range] {
         match self {
-            PortSource::None => empty,
+            PortSource::None => &[],
             PortSource::Pool(i) => &pools[*i].ports,
             PortSource::Union(r) => r,
         }
@@ -1114,20 +1113,21 @@ fn check(slot: &mut Slot, offer: &Offer, pools: &[Pool]) -> Result<(usize, PortS
         .enumerate()
         .filter(|(_, q)| accepted(q) && !q.ports.is_empty());
     let source = match (with_ports.next(), with_ports.next()) {
-        (None, _) => PortSource::Union(Ranges::default()),
+        (None, _) => PortSource::Union(Vec::new()),
         (Some((i, _)), None) => PortSource::Pool(i),
         (Some(_), Some(_)) => {
-            let mut all = Ranges::default();
-            for q in pools.iter().filter(|q| accepted(q)) {
-                all.add(&q.ports);
-            }
-            PortSource::Union(all)
+            let all = Ranges::new(
+                pools
+                    .iter()
+                    .filter(|q| accepted(q))
+                    .flat_map(|q| q.ports.iter().copied()),
+            );
+            PortSource::Union(all.ranges().to_vec())
         }
     };
-    let empty = Ranges::default();
     slot.needs
         .ports
-        .check(source.ranges(pools, &empty))
+        .check_in(source.ranges(pools))
         .map_err(NoMatch::InsufficientPorts)?;
     Ok((p, source))
 }

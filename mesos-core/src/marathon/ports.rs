@@ -130,18 +130,19 @@ impl PortRequests {
 
     /// Checks without drawing: `Ok` when `offered` can serve these requests.
     pub fn check(&self, offered: &Ranges) -> Result<(), PortShortage> {
+        self.check_in(offered.ranges())
+    }
+
+    /// [`PortRequests::check`] on sorted, disjoint ranges.
+    pub(crate) fn check_in(&self, offered: &[Range]) -> Result<(), PortShortage> {
         for &port in &self.fixed {
-            if !offered.contains_value(u64::from(port)) {
+            if !slice_contains(offered, u64::from(port)) {
                 return Err(PortShortage::FixedPortNotOffered { port });
             }
         }
         if self.dynamic > 0 {
-            let mut available = offered.count();
-            for &port in &self.fixed {
-                if offered.contains_value(u64::from(port)) {
-                    available -= 1;
-                }
-            }
+            // Every fixed port is offered (checked above) and unavailable to dynamic ones.
+            let available = slice_count(offered).saturating_sub(self.fixed.len() as u64);
             if available < u64::from(self.dynamic) {
                 return Err(PortShortage::NotEnoughPorts {
                     needed: self.dynamic,
@@ -170,7 +171,16 @@ impl PortRequests {
         offered: &Ranges,
         rng: &mut impl Rng,
     ) -> Result<Vec<Option<u32>>, PortShortage> {
-        self.check(offered)?;
+        self.assign_in(offered.ranges(), rng)
+    }
+
+    /// [`PortRequests::assign`] on sorted, disjoint ranges.
+    pub(crate) fn assign_in(
+        &self,
+        offered: &[Range],
+        rng: &mut impl Rng,
+    ) -> Result<Vec<Option<u32>>, PortShortage> {
+        self.check_in(offered)?;
         let mut dynamic = self.draw_dynamic(offered, rng).into_iter();
         Ok(self
             .requests
@@ -183,41 +193,93 @@ impl PortRequests {
             .collect())
     }
 
-    fn draw_dynamic(&self, offered: &Ranges, rng: &mut impl Rng) -> Vec<u32> {
+    /// Marathon shuffles the ranges, starts at a uniformly random position over all of their
+    /// ports and walks on, wrapping around. The start port is then uniform over every offered
+    /// port, and the ranges that follow its range come in a uniformly random order. We draw the
+    /// start directly and shuffle the other ranges only if the walk leaves the start range, which
+    /// gives the same distribution without shuffling on every launch.
+    fn draw_dynamic(&self, offered: &[Range], rng: &mut impl Rng) -> Vec<u32> {
         let n = self.dynamic as usize;
-        if n == 0 {
+        if n == 0 || offered.is_empty() {
             return Vec::new();
         }
-        let mut ranges: Vec<Range> = offered.iter().copied().collect();
-        ranges.shuffle(rng);
-        let total = offered.count();
+        let total = slice_count(offered);
         let mut pos = rng.gen_range(0..total);
-        // Find the range and offset of `pos`.
-        let mut idx = 0;
-        while pos >= ranges[idx].len() {
-            pos -= ranges[idx].len();
-            idx += 1;
+        let mut first = 0;
+        while pos >= offered[first].len() {
+            pos -= offered[first].len();
+            first += 1;
         }
+        let start = offered[first].begin + pos;
         let mut out = Vec::with_capacity(n);
-        let mut port = ranges[idx].begin + pos;
-        // `check` guarantees enough ports, so this visits at most every offered port once.
-        for _ in 0..total {
-            if let Ok(p) = u32::try_from(port) {
-                if self.fixed.binary_search(&p).is_err() {
-                    out.push(p);
-                    if out.len() == n {
-                        break;
+        let take = |from: u64, to: u64, out: &mut Vec<u32>| {
+            // Only real port numbers: also bounds the walk on absurd offered ranges.
+            let to = to.min(u64::from(u16::MAX));
+            let mut port = from;
+            while port <= to && out.len() < n {
+                if let Ok(p) = u32::try_from(port) {
+                    if self.fixed.binary_search(&p).is_err() {
+                        out.push(p);
                     }
                 }
-            }
-            if port == ranges[idx].end {
-                idx = (idx + 1) % ranges.len();
-                port = ranges[idx].begin;
-            } else {
                 port += 1;
             }
+        };
+        take(start, offered[first].end, &mut out);
+        if out.len() < n {
+            let mut rest: Vec<&Range> = offered
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != first)
+                .map(|(_, r)| r)
+                .collect();
+            rest.shuffle(rng);
+            for r in rest {
+                if out.len() == n {
+                    break;
+                }
+                take(r.begin, r.end, &mut out);
+            }
+        }
+        if out.len() < n && start > offered[first].begin {
+            take(offered[first].begin, start - 1, &mut out);
         }
         out
+    }
+}
+
+/// True when `value` lies in sorted, disjoint `ranges`.
+pub(crate) fn slice_contains(ranges: &[Range], value: u64) -> bool {
+    let idx = ranges.partition_point(|r| r.end < value);
+    ranges.get(idx).is_some_and(|r| r.begin <= value)
+}
+
+fn slice_count(ranges: &[Range]) -> u64 {
+    ranges
+        .iter()
+        .map(Range::len)
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Removes one value from sorted, disjoint ranges in place (splitting a range if needed).
+pub(crate) fn remove_value(ranges: &mut Vec<Range>, value: u64) {
+    let idx = ranges.partition_point(|r| r.end < value);
+    let Some(r) = ranges.get_mut(idx) else {
+        return;
+    };
+    if r.begin > value {
+        return;
+    }
+    if r.begin == r.end {
+        ranges.remove(idx);
+    } else if value == r.begin {
+        r.begin += 1;
+    } else if value == r.end {
+        r.end -= 1;
+    } else {
+        let tail = Range::new(value + 1, r.end);
+        r.end = value - 1;
+        ranges.insert(idx + 1, tail);
     }
 }
 
@@ -365,4 +427,49 @@ pub fn port_env(app: &AppDefinition, host_ports: &[Option<u32>]) -> BTreeMap<Str
         env.insert("PORTS".to_string(), all.join(","));
     }
     env
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_value_splits_and_trims() {
+        let mut r = vec![Range::new(1, 5), Range::new(7, 7), Range::new(9, 10)];
+        remove_value(&mut r, 3);
+        assert_eq!(
+            r,
+            [
+                Range::new(1, 2),
+                Range::new(4, 5),
+                Range::new(7, 7),
+                Range::new(9, 10)
+            ]
+        );
+        remove_value(&mut r, 7);
+        remove_value(&mut r, 1);
+        remove_value(&mut r, 10);
+        remove_value(&mut r, 8);
+        assert_eq!(r, [Range::new(2, 2), Range::new(4, 5), Range::new(9, 9)]);
+        assert!(slice_contains(&r, 4) && !slice_contains(&r, 3) && !slice_contains(&r, 11));
+    }
+
+    #[test]
+    fn the_walk_wraps_to_the_start_of_the_first_range() {
+        use rand::SeedableRng;
+        // Every port needed: whatever the start, all five come out once.
+        let req = PortRequests::new(vec![HostPortRequest::Dynamic; 5]);
+        for seed in 0..20 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let ranges = [Range::new(10, 12), Range::new(20, 21)];
+            let mut got: Vec<u32> = req
+                .assign_in(&ranges, &mut rng)
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, [10, 11, 12, 20, 21]);
+        }
+    }
 }
