@@ -484,3 +484,49 @@ async fn registration_is_retried_until_the_master_comes_up() {
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uris_are_fetched_into_the_sandbox_before_launch() {
+    // A tiny HTTP server with one script.
+    let app = axum::Router::new().route(
+        "/tools/hello.sh",
+        axum::routing::get(|| async { "#!/bin/sh\necho fetched-and-run\n" }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let files = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("fetch");
+    let agent = RunningAgent::start(config(&m.addr, dir.clone())).await;
+    m.registration().await;
+    m.stream_opened().await;
+    let fw = framework("fw-u");
+
+    let mut t = task("t-fetch", "fake-S0", "./hello.sh | grep -q fetched-and-run");
+    t.command.as_mut().unwrap().uris =
+        vec![json!({"value": format!("http://{files}/tools/hello.sh"), "executable": true})];
+    launch_running(&mut m, &fw, t).await;
+    m.expect_and_ack(TaskState::Finished).await;
+
+    let mut t = task("t-nofetch", "fake-S0", "true");
+    t.command.as_mut().unwrap().uris =
+        vec![json!({"value": format!("http://{files}/tools/missing.sh")})];
+    m.command(AgentCommand::RunTask {
+        framework: fw.clone(),
+        task: t,
+    })
+    .await;
+    m.expect_and_ack(TaskState::Starting).await;
+    let failed = m.expect_and_ack(TaskState::Failed).await;
+    assert_eq!(failed.reason, Some(Reason::ContainerLaunchFailed));
+    let msg = failed.message.unwrap_or_default();
+    assert!(
+        msg.contains("Failed to fetch") && msg.contains("404"),
+        "{msg}"
+    );
+
+    agent.stop().await;
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::checkpoint::{self, AgentCheckpoint, CheckpointView, TaskRecord};
+use super::fetcher::{fetch_all, parse_uris};
 use super::spec::{sandbox_path, task_spec, SpecContext};
 use super::AgentDaemonError;
 
@@ -132,6 +133,8 @@ pub struct Agent {
     outbound: mpsc::Sender<(AgentId, AgentMessage)>,
     workers: JoinSet<()>,
     writer: checkpoint::Writer,
+    /// For the fetcher.
+    http: reqwest::Client,
     shutting_down: bool,
 }
 
@@ -148,6 +151,11 @@ fn random_hex(bytes: usize) -> String {
 /// A fresh runtime instance name (stable across restarts once checkpointed).
 pub fn new_instance() -> String {
     random_hex(6)
+}
+
+fn key_task_uris(task: Option<&TaskInfo>) -> Option<&[Json]> {
+    task.and_then(|t| t.command.as_ref())
+        .map(|c| c.uris.as_slice())
 }
 
 fn kill_grace(task: &TaskInfo, default: Duration) -> Duration {
@@ -221,6 +229,7 @@ impl Agent {
             outbound,
             workers: JoinSet::new(),
             writer,
+            http: reqwest::Client::new(),
             shutting_down: false,
         }
     }
@@ -629,6 +638,21 @@ impl Agent {
                 return;
             }
         };
+        let uris = match parse_uris(
+            key_task_uris(self.tasks.get(&key).map(|t| &t.rec.task)).unwrap_or(&[]),
+        ) {
+            Ok(u) => u,
+            Err(msg) => {
+                self.terminate(
+                    &key,
+                    TaskState::Failed,
+                    Source::Agent,
+                    Some(Reason::ContainerLaunchFailed),
+                    format!("Failed to launch container: {msg}"),
+                );
+                return;
+            }
+        };
         let kind = spec.container.kind();
         let Some(rt) = self.runtimes.get(kind).cloned() else {
             let msg = format!(
@@ -649,8 +673,12 @@ impl Agent {
         }
         self.update(&key, TaskState::Starting, Source::Executor, None, None);
         let tx = self.inputs.clone();
+        let http = self.http.clone();
         self.workers.spawn(async move {
-            let result = rt.launch(spec).await.map_err(|e| e.to_string());
+            let result = match fetch_all(&http, &uris, &spec.sandbox).await {
+                Ok(()) => rt.launch(spec).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
             let ok = result.is_ok();
             if tx
                 .send(Input::Launched {

@@ -5,6 +5,7 @@
 //! Layout (a thin shell; the only state machine is [`mesos_core::task::StatusUpdateManager`]):
 //! - [`config`]: flags and what is derived from them (master URL, detected resources).
 //! - [`spec`]: `TaskInfo` to the runtime's `ContainerSpec`.
+//! - [`fetcher`]: `CommandInfo.uris` into the sandbox before launch.
 //! - [`checkpoint`]: the atomic checkpoint under `<work_dir>/meta/`.
 //! - [`link`]: registration, the command stream and message sending (the agent <-> master protocol).
 //! - [`daemon`]: the one task that owns the state and `select!`s over its inputs.
@@ -13,6 +14,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod daemon;
+pub mod fetcher;
 pub mod http;
 pub mod link;
 pub mod spec;
