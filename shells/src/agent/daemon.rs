@@ -502,6 +502,10 @@ impl Agent {
                     self.completed.pop_front();
                 }
             }
+            // A shut-down framework is forgotten once its last task is gone.
+            if self.shut_down.contains(&key.0) && !self.tasks.keys().any(|(f, _)| f == &key.0) {
+                self.shut_down.remove(&key.0);
+            }
         }
         self.checkpoint();
     }
