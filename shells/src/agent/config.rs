@@ -27,8 +27,8 @@ pub struct AgentConfig {
     #[arg(long, env = "MESOS_MASTER")]
     pub master: String,
 
-    /// The IP address the agent announces (default: the listening address, or 127.0.0.1 when
-    /// listening on all interfaces).
+    /// The IP address to listen on and announce (default: listen on all interfaces and announce
+    /// the address the hostname resolves to, else 127.0.0.1).
     #[arg(long, env = "MESOS_IP")]
     pub ip: Option<IpAddr>,
 
