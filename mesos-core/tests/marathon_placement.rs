@@ -323,6 +323,15 @@ fn reserved_resources_are_used_for_accepted_roles() {
     assert_eq!(out.launches.len(), 2);
     assert_eq!(&*out.launches[0].reservation_role, "prod");
     assert_eq!(&*out.launches[1].reservation_role, "*");
+    // The port of the first launch comes from the unreserved pool; the offer holds both launches.
+    assert_eq!(out.launches[0].port_roles.len(), 1);
+    assert_eq!(&*out.launches[0].port_roles[0], "*");
+    assert!(out.launches[1].port_roles.is_empty());
+    let mut total = Resources::new();
+    for l in &out.launches {
+        total += &l.resources("prod");
+    }
+    assert!(o.resources.contains(&total.unallocate()), "{} vs {}", o.resources, total);
 }
 
 #[test]

@@ -428,7 +428,8 @@ pub struct Launch {
     pub gpus: f64,
     /// The host port per port mapping/definition (`None` = no host port).
     pub host_ports: Vec<Option<u32>>,
-    /// The reservation role of each port of [`Launch::ports`], in that order.
+    /// The reservation role of each port of [`Launch::ports`], in that order; empty when every
+    /// port comes from `reservation_role` (the common case, kept allocation-free).
     pub port_roles: Vec<Arc<str>>,
 }
 
@@ -460,7 +461,8 @@ impl Launch {
                 add(Resource::scalar(name, v));
             }
         }
-        for (port, role) in self.ports().into_iter().zip(&self.port_roles) {
+        for (i, port) in self.ports().into_iter().enumerate() {
+            let role = self.port_roles.get(i).unwrap_or(&self.reservation_role);
             let r = Resource::ranges("ports", Ranges::single(u64::from(port), u64::from(port)));
             let r = if &**role != "*" {
                 r.reserved_to(role)
@@ -999,15 +1001,22 @@ impl Placer {
                             break;
                         }
                     };
-                    let mut port_roles = Vec::new();
-                    for port in host_ports.iter().flatten() {
+                    let mut port_roles: Vec<Arc<str>> = Vec::new();
+                    for (k, port) in host_ports.iter().flatten().enumerate() {
                         let port = u64::from(*port);
-                        match pools.iter_mut().find(|q| slice_contains(&q.ports, port)) {
+                        let role = match pools.iter_mut().find(|q| slice_contains(&q.ports, port)) {
                             Some(q) => {
-                                port_roles.push(q.role.clone());
                                 remove_value(&mut q.ports, port);
+                                q.role.clone()
                             }
-                            None => port_roles.push(Arc::from("*")),
+                            None => Arc::from("*"),
+                        };
+                        if port_roles.is_empty() && role != pools[p].role {
+                            // First port of another role: spell out the roles so far.
+                            port_roles.extend((0..k).map(|_| pools[p].role.clone()));
+                        }
+                        if !port_roles.is_empty() || role != pools[p].role {
+                            port_roles.push(role);
                         }
                     }
                     let pool = &mut pools[p];

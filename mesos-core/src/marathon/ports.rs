@@ -181,16 +181,26 @@ impl PortRequests {
         rng: &mut impl Rng,
     ) -> Result<Vec<Option<u32>>, PortShortage> {
         self.check_in(offered)?;
-        let mut dynamic = self.draw_dynamic(offered, rng).into_iter();
-        Ok(self
+        let mut out: Vec<Option<u32>> = self
             .requests
             .iter()
             .map(|r| match r {
-                HostPortRequest::None => None,
                 HostPortRequest::Fixed(p) => Some(*p),
-                HostPortRequest::Dynamic => dynamic.next(),
+                HostPortRequest::None | HostPortRequest::Dynamic => None,
             })
-            .collect())
+            .collect();
+        let mut slots = self
+            .requests
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| **r == HostPortRequest::Dynamic)
+            .map(|(i, _)| i);
+        self.draw_dynamic(offered, rng, |port| {
+            if let Some(i) = slots.next() {
+                out[i] = Some(port);
+            }
+        });
+        Ok(out)
     }
 
     /// Marathon shuffles the ranges, starts at a uniformly random position over all of their
@@ -198,10 +208,10 @@ impl PortRequests {
     /// port, and the ranges that follow its range come in a uniformly random order. We draw the
     /// start directly and shuffle the other ranges only if the walk leaves the start range, which
     /// gives the same distribution without shuffling on every launch.
-    fn draw_dynamic(&self, offered: &[Range], rng: &mut impl Rng) -> Vec<u32> {
+    fn draw_dynamic(&self, offered: &[Range], rng: &mut impl Rng, mut emit: impl FnMut(u32)) {
         let n = self.dynamic as usize;
         if n == 0 || offered.is_empty() {
-            return Vec::new();
+            return;
         }
         let total = slice_count(offered);
         let mut pos = rng.gen_range(0..total);
@@ -211,22 +221,23 @@ impl PortRequests {
             first += 1;
         }
         let start = offered[first].begin + pos;
-        let mut out = Vec::with_capacity(n);
-        let take = |from: u64, to: u64, out: &mut Vec<u32>| {
+        let mut taken = 0;
+        let mut take = |from: u64, to: u64, taken: &mut usize| {
             // Only real port numbers: also bounds the walk on absurd offered ranges.
             let to = to.min(u64::from(u16::MAX));
             let mut port = from;
-            while port <= to && out.len() < n {
+            while port <= to && *taken < n {
                 if let Ok(p) = u32::try_from(port) {
                     if self.fixed.binary_search(&p).is_err() {
-                        out.push(p);
+                        emit(p);
+                        *taken += 1;
                     }
                 }
                 port += 1;
             }
         };
-        take(start, offered[first].end, &mut out);
-        if out.len() < n {
+        take(start, offered[first].end, &mut taken);
+        if taken < n {
             let mut rest: Vec<&Range> = offered
                 .iter()
                 .enumerate()
@@ -235,16 +246,15 @@ impl PortRequests {
                 .collect();
             rest.shuffle(rng);
             for r in rest {
-                if out.len() == n {
+                if taken == n {
                     break;
                 }
-                take(r.begin, r.end, &mut out);
+                take(r.begin, r.end, &mut taken);
             }
         }
-        if out.len() < n && start > offered[first].begin {
-            take(offered[first].begin, start - 1, &mut out);
+        if taken < n && start > offered[first].begin {
+            take(offered[first].begin, start - 1, &mut taken);
         }
-        out
     }
 }
 
