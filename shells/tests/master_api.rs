@@ -402,3 +402,42 @@ async fn agent_protocol_errors() {
     assert_eq!(r.status(), 400, "empty hostname is invalid");
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn subscription_streams_carry_heartbeats() {
+    let mut flags = fast_flags();
+    flags.heartbeat_interval = "100ms".into();
+    let m = TestMaster::start(flags).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/scheduler", m.url()))
+        .header("Content-Type", "application/json")
+        .body(r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"hb"}}}"#)
+        .send()
+        .await
+        .expect("subscribe");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("transfer-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("chunked")
+    );
+    let mut body = resp.bytes_stream();
+    let mut decoder = shells::recordio::Decoder::new(1 << 20);
+    let mut kinds = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while kinds.iter().filter(|k| *k == "HEARTBEAT").count() < 2 {
+        let chunk = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut body))
+            .await
+            .expect("heartbeats in time")
+            .expect("stream open")
+            .expect("chunk");
+        decoder.push(&chunk);
+        while let Some(r) = decoder.next_record().expect("RecordIO") {
+            let e: Json = serde_json::from_slice(&r).expect("json");
+            kinds.push(e["type"].as_str().unwrap_or("").to_string());
+        }
+    }
+    assert_eq!(kinds[0], "SUBSCRIBED");
+    m.shutdown().await;
+}
