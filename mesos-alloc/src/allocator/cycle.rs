@@ -268,7 +268,7 @@ impl HierarchicalAllocator {
             );
             if use_memo && !offered && !offered_agents.get(a as usize).copied().unwrap_or(false) {
                 if let Some(agent) = self.agents[a as usize].as_mut() {
-                    agent.idle_memo = Some((agent.gen, self.epoch));
+                    agent.idle_memo = (agent.gen, self.epoch);
                 }
             }
         }
@@ -333,7 +333,7 @@ impl HierarchicalAllocator {
         if agent.available.is_empty() {
             return false;
         }
-        if use_memo && agent.idle_memo == Some((agent.gen, epoch)) {
+        if use_memo && agent.idle_memo == (agent.gen, epoch) {
             return false;
         }
         if !stage1 && book.uncapped_roles == 0 && !agent.has_reservations && !agent.has_non_scalars

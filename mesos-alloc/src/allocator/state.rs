@@ -12,6 +12,9 @@ use super::qty::Qty;
 use crate::hash::FxHashSet;
 use crate::sorter::ClientId;
 
+/// `idle_memo` of an agent no cycle has found idle.
+pub(crate) const NEVER: (u64, u64) = (u64::MAX, u64::MAX);
+
 /// One agent: what it has, what is offered or used, and what is left.
 #[derive(Debug)]
 pub(crate) struct AgentState {
@@ -34,8 +37,9 @@ pub(crate) struct AgentState {
     pub(crate) has_non_scalars: bool,
     /// Bumped whenever `available` or `active` changes.
     pub(crate) gen: u64,
-    /// `(gen, epoch)` of the last cycle that found nothing to offer here.
-    pub(crate) idle_memo: Option<(u64, u64)>,
+    /// `(gen, epoch)` of the last cycle that found nothing to offer here (`NEVER` if none:
+    /// no agent reaches that generation).
+    pub(crate) idle_memo: (u64, u64),
     /// Offer filters on this agent, sorted by framework slot. They live with the agent
     /// because a cycle looks them up while serving it, when its memory is being read anyway.
     pub(crate) filters: Vec<OfferFilter>,
@@ -63,7 +67,7 @@ impl AgentState {
             has_reservations,
             has_non_scalars,
             gen: 0,
-            idle_memo: None,
+            idle_memo: NEVER,
             filters: Vec::new(),
             last_refused: None,
         }
