@@ -16,9 +16,8 @@ if [[ -z $CHROMIUM || -z $PYTHON ]]; then
     exit 0
 fi
 BIN=$ROOT/target/debug/mesos-local
-if [[ ! -x $BIN ]]; then
-    (cd "$ROOT" && cargo build -q -p shells --bin mesos-local)
-fi
+# Build (a no-op when fresh) so the binary matches the tree, web UI assets included.
+(cd "$ROOT" && cargo build -q -p shells --bin mesos-local)
 
 port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 work=$(mktemp -d)
