@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::app::AppDefinition;
 use super::path::PathId;
-use super::ports::{remove_value, slice_contains, HostPortRequest, PortRequests, PortShortage};
+use super::ports::{remove_value, slice_contains, PortRequests, PortShortage};
 use crate::constraints::{AgentView, ConstraintTracker};
 use crate::ids::{AgentId, OfferId};
 use crate::resources::{Name, Range, Ranges, Resource, Resources, Scalar, Value};
@@ -1139,13 +1139,4 @@ fn check(slot: &mut Slot, offer: &Offer, pools: &[Pool]) -> Result<(usize, PortS
         .check_in(source.ranges(pools))
         .map_err(NoMatch::InsufficientPorts)?;
     Ok((p, source))
-}
-
-/// The host-port request kinds of an app, for callers that only need to know whether it uses
-/// fixed ports.
-pub fn has_fixed_ports(app: &AppDefinition) -> bool {
-    PortRequests::of(app)
-        .requests()
-        .iter()
-        .any(|r| matches!(r, HostPortRequest::Fixed(_)))
 }
