@@ -530,3 +530,66 @@ async fn uris_are_fetched_into_the_sandbox_before_launch() {
     server.abort();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_report_changes_and_kill_unhealthy_tasks() {
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("health");
+    let mut cfg = config(&m.addr, dir.clone());
+    cfg.kill_tasks_on_shutdown = true;
+    let agent = RunningAgent::start(cfg).await;
+    m.registration().await;
+    m.stream_opened().await;
+    let fw = framework("fw-h");
+
+    // Healthy once the file `ok` exists in the sandbox (failures before that are within the
+    // grace period); killed after 2 failures once it is gone.
+    let mut t = task("t-health", "fake-S0", "touch ok; exec sleep 1000");
+    t.health_check = Some(
+        json!({"type": "COMMAND", "command": {"value": "test -f ok"},
+        "delay_seconds": 0, "interval_seconds": 0.1, "timeout_seconds": 5,
+        "grace_period_seconds": 30, "consecutive_failures": 2}),
+    );
+    launch_running(&mut m, &fw, t).await;
+    let healthy = m.expect_and_ack(TaskState::Running).await;
+    assert_eq!(healthy.healthy, Some(true), "{healthy:?}");
+    assert_eq!(healthy.reason, Some(Reason::TaskHealthCheckStatusUpdated));
+
+    let s = agent.state().await;
+    let sandbox = s["frameworks"][0]["executors"][0]["directory"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(std::path::Path::new(&sandbox).join("ok")).unwrap();
+    let unhealthy = m.expect_and_ack(TaskState::Running).await;
+    assert_eq!(unhealthy.healthy, Some(false), "{unhealthy:?}");
+    assert!(
+        unhealthy
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("test -f ok"),
+        "{unhealthy:?}"
+    );
+    let killed = m.expect_and_ack(TaskState::Killed).await;
+    assert_eq!(killed.healthy, Some(false));
+    let msg = killed.message.unwrap_or_default();
+    assert!(msg.contains("consecutive failed health checks"), "{msg}");
+
+    // A check that cannot run where the task runs fails the launch with the reason.
+    let mut t = task("t-badcheck", "fake-S0", "sleep 1000");
+    t.health_check = Some(json!({"type": "HTTP", "http": {"port": 80, "scheme": "https"}}));
+    m.command(AgentCommand::RunTask {
+        framework: fw.clone(),
+        task: t,
+    })
+    .await;
+    let failed = m.expect_and_ack(TaskState::Failed).await;
+    assert!(
+        failed.message.as_deref().unwrap_or("").contains("https"),
+        "{failed:?}"
+    );
+
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -24,11 +24,12 @@ use mesos_core::time::Time;
 use mesos_runtime::{ContainerRuntime, Termination};
 use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::checkpoint::{self, AgentCheckpoint, CheckpointView, TaskRecord};
 use super::fetcher::{fetch_all, parse_uris};
+use super::health::{self, Health, HealthCheck, Verdict};
 use super::spec::{sandbox_path, task_spec, SpecContext};
 use super::AgentDaemonError;
 
@@ -71,6 +72,15 @@ pub enum Input {
         /// How, or why it could not be known.
         result: Result<Termination, String>,
     },
+    /// A health check's result.
+    Health {
+        /// The task.
+        key: TaskKey,
+        /// Its container.
+        container_id: String,
+        /// `Err` says why the check failed.
+        result: Result<(), String>,
+    },
     /// `/state` wants a snapshot.
     State(oneshot::Sender<Json>),
 }
@@ -80,6 +90,31 @@ struct Task {
     launched: bool,
     kill_requested: bool,
     terminated: bool,
+    /// Its health check, if it has one (and the checker's handle while it runs).
+    health_check: Option<HealthCheck>,
+    health: Health,
+    checker: Option<AbortHandle>,
+    /// When checking started (the grace period counts from here).
+    checking_since: Option<Instant>,
+    /// Why the agent itself killed the task (failed health checks).
+    kill_reason: Option<String>,
+}
+
+impl Task {
+    fn new(rec: TaskRecord) -> Task {
+        let terminated = rec.state.is_terminal();
+        Task {
+            rec,
+            launched: false,
+            kill_requested: false,
+            terminated,
+            health_check: None,
+            health: Health::default(),
+            checker: None,
+            checking_since: None,
+            kill_reason: None,
+        }
+    }
 }
 
 /// What the agent announces about itself.
@@ -200,15 +235,9 @@ impl Agent {
             .tasks
             .into_iter()
             .map(|rec| {
-                let terminated = rec.state.is_terminal();
                 (
                     (rec.framework.id.clone(), rec.task.task_id.clone()),
-                    Task {
-                        rec,
-                        launched: false,
-                        kill_requested: false,
-                        terminated,
-                    },
+                    Task::new(rec),
                 )
             })
             .collect();
@@ -306,6 +335,8 @@ impl Agent {
                     if let Some(rt) = self.runtimes.get(name).cloned() {
                         self.spawn_wait(rt, key.clone(), container_id, runtime_id);
                     }
+                    self.restore_health_check(&key);
+                    self.start_checker(&key);
                 }
                 None if matches!(state, TaskState::Staging | TaskState::Starting) => {
                     self.terminate(
@@ -347,6 +378,37 @@ impl Agent {
         }
         self.checkpoint();
         Ok(())
+    }
+
+    /// Rebuilds a recovered task's health check from its checkpointed `TaskInfo`.
+    fn restore_health_check(&mut self, key: &TaskKey) {
+        let Some(agent_id) = self.id.clone() else {
+            return;
+        };
+        let Some(task) = self.tasks.get(key) else {
+            return;
+        };
+        if task.rec.task.health_check.is_none() {
+            return;
+        }
+        let ctx = SpecContext {
+            agent_id: &agent_id,
+            framework: &task.rec.framework,
+            sandbox: task.rec.sandbox.clone(),
+            switch_user: false,
+        };
+        let check = task_spec(&task.rec.task, &ctx)
+            .and_then(|spec| health::parse(task.rec.task.health_check.as_ref(), &spec));
+        match check {
+            Ok(hc) => {
+                if let Some(t) = self.tasks.get_mut(key) {
+                    t.health_check = hc;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(task = %key.1, error = %e, "cannot restore the health check")
+            }
+        }
     }
 
     fn lost_state(&self, fw: &FrameworkId) -> TaskState {
@@ -404,9 +466,15 @@ impl Agent {
         status.agent_id = self.id.clone();
         status.reason = reason;
         status.message = message;
+        if task.health_check.is_some() {
+            status.healthy = task.health.healthy;
+        }
         task.rec.state = state;
         if state.is_terminal() {
             task.terminated = true;
+            if let Some(h) = task.checker.take() {
+                h.abort();
+            }
         }
         if let Err(e) = self.updates.update(now, key.0.clone(), status) {
             tracing::warn!(error = %e, "status update refused");
@@ -614,20 +682,15 @@ impl Agent {
         tracing::info!(task = %key.1, framework = %key.0, sandbox = %sandbox.display(), "launching task");
         self.tasks.insert(
             key.clone(),
-            Task {
-                rec: TaskRecord {
-                    framework,
-                    task,
-                    container_id: container_id.clone(),
-                    container_key: container_key.clone(),
-                    runtime: None,
-                    sandbox,
-                    state: TaskState::Staging,
-                },
-                launched: false,
-                kill_requested: false,
-                terminated: false,
-            },
+            Task::new(TaskRecord {
+                framework,
+                task,
+                container_id: container_id.clone(),
+                container_key: container_key.clone(),
+                runtime: None,
+                sandbox,
+                state: TaskState::Staging,
+            }),
         );
         let spec = match spec {
             Ok(s) => s,
@@ -642,6 +705,29 @@ impl Agent {
                 return;
             }
         };
+        let health_check = health::parse(
+            self.tasks
+                .get(&key)
+                .and_then(|t| t.rec.task.health_check.as_ref()),
+            &spec,
+        );
+        match health_check {
+            Ok(hc) => {
+                if let Some(t) = self.tasks.get_mut(&key) {
+                    t.health_check = hc;
+                }
+            }
+            Err(msg) => {
+                self.terminate(
+                    &key,
+                    TaskState::Failed,
+                    Source::Agent,
+                    Some(Reason::ContainerLaunchFailed),
+                    format!("Failed to launch container: {msg}"),
+                );
+                return;
+            }
+        }
         let uris = match parse_uris(
             key_task_uris(self.tasks.get(&key).map(|t| &t.rec.task)).unwrap_or(&[]),
         ) {
@@ -711,6 +797,80 @@ impl Agent {
         });
     }
 
+    /// Starts the task's health checker, if it has a check.
+    fn start_checker(&mut self, key: &TaskKey) {
+        let Some(task) = self.tasks.get_mut(key) else {
+            return;
+        };
+        let Some(check) = task.health_check.clone() else {
+            return;
+        };
+        if task.checker.is_some() || task.terminated {
+            return;
+        }
+        task.checking_since = Some(Instant::now());
+        let tx = self.inputs.clone();
+        let http = self.http.clone();
+        let key2 = key.clone();
+        let container_id = task.rec.container_id.clone();
+        let handle = self.workers.spawn(async move {
+            tokio::time::sleep(check.delay).await;
+            loop {
+                let result = health::probe(&http, &check).await;
+                let input = Input::Health {
+                    key: key2.clone(),
+                    container_id: container_id.clone(),
+                    result,
+                };
+                if tx.send(input).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(check.interval).await;
+            }
+        });
+        if let Some(t) = self.tasks.get_mut(key) {
+            t.checker = Some(handle);
+        }
+    }
+
+    fn on_health(&mut self, key: TaskKey, container_id: String, result: Result<(), String>) {
+        let Some(task) = self
+            .tasks
+            .get_mut(&key)
+            .filter(|t| t.rec.container_id == container_id)
+        else {
+            return;
+        };
+        if task.terminated || task.kill_requested {
+            return;
+        }
+        let Some(check) = task.health_check.clone() else {
+            return;
+        };
+        let in_grace = task
+            .checking_since
+            .is_some_and(|t| t.elapsed() < check.delay + check.grace_period);
+        match task.health.record(&check, result.clone(), in_grace) {
+            Verdict::Quiet => {}
+            Verdict::Changed(healthy) => {
+                tracing::info!(task = %key.1, healthy, "task health changed");
+                self.update(
+                    &key,
+                    TaskState::Running,
+                    Source::Executor,
+                    Some(Reason::TaskHealthCheckStatusUpdated),
+                    result.err(),
+                );
+            }
+            Verdict::Kill(why) => {
+                tracing::warn!(task = %key.1, %why, "killing an unhealthy task");
+                task.kill_reason = Some(why);
+                task.kill_requested = true;
+                self.spawn_kill(&key);
+            }
+        }
+    }
+
     fn kill_task(&mut self, key: TaskKey) {
         let Some(task) = self.tasks.get_mut(&key) else {
             // As upstream: the master believes the task is here, so tell it that it is not.
@@ -770,6 +930,7 @@ impl Agent {
                     self.spawn_kill(&key);
                 } else {
                     self.update(&key, TaskState::Running, Source::Executor, None, None);
+                    self.start_checker(&key);
                 }
             }
             Err(msg) => self.terminate(
@@ -799,7 +960,10 @@ impl Agent {
             return;
         }
         match result {
-            Ok(t) => {
+            Ok(mut t) => {
+                if let Some(why) = self.tasks.get(&key).and_then(|t| t.kill_reason.clone()) {
+                    t.message = format!("{why} ({})", t.message);
+                }
                 let (state, reason) = t.to_mesos();
                 let state = if state == TaskState::Lost {
                     self.lost_state(&key.0)
@@ -947,6 +1111,11 @@ impl Agent {
                 container_id,
                 result,
             } => self.on_terminated(key, container_id, result),
+            Input::Health {
+                key,
+                container_id,
+                result,
+            } => self.on_health(key, container_id, result),
             Input::State(reply) => {
                 let _ = reply.send(self.state_json());
             }

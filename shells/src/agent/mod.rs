@@ -6,6 +6,7 @@
 //! - [`config`]: flags and what is derived from them (master URL, detected resources).
 //! - [`spec`]: `TaskInfo` to the runtime's `ContainerSpec`.
 //! - [`fetcher`]: `CommandInfo.uris` into the sandbox before launch.
+//! - [`health`]: Mesos health checks (COMMAND, HTTP, TCP) and their policy.
 //! - [`checkpoint`]: the atomic checkpoint under `<work_dir>/meta/`.
 //! - [`link`]: registration, the command stream and message sending (the agent <-> master protocol).
 //! - [`daemon`]: the one task that owns the state and `select!`s over its inputs.
@@ -15,6 +16,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod daemon;
 pub mod fetcher;
+pub mod health;
 pub mod http;
 pub mod link;
 pub mod spec;
