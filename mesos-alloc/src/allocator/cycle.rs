@@ -288,6 +288,7 @@ impl HierarchicalAllocator {
                 x ^= agent.gen;
                 x ^= u64::from(agent.id.as_str().as_bytes().first().copied().unwrap_or(0));
                 x ^= agent.available.touch();
+                x ^= agent.filters.last().map_or(0, |f| f.expires.as_nanos());
                 if let Some((f, _, held)) = agent.allocations.first() {
                     x ^= u64::from(*f) ^ held.touch();
                 }
@@ -439,11 +440,10 @@ impl HierarchicalAllocator {
                 if !avail.allocatable(mins) || (c.avail.is_some() && !to_offer.allocatable(mins)) {
                     continue;
                 }
-                if !agent.filters.is_empty()
-                    && agent
-                        .filters_of(f)
-                        .iter()
-                        .any(|x| x.role == r && x.expires > now && x.refused.contains(to_offer))
+                if agent
+                    .filters_of(f)
+                    .iter()
+                    .any(|x| x.role == r && x.expires > now && x.refused.contains(to_offer))
                 {
                     continue;
                 }

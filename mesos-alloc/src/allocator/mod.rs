@@ -702,11 +702,7 @@ impl HierarchicalAllocator {
             }
             self.filter_expiries.pop();
             if let Some(agent) = self.agents[a as usize].as_mut() {
-                let before = agent.filters.len();
-                agent
-                    .filters
-                    .retain(|x| x.framework != f || x.expires > now);
-                any |= agent.filters.len() != before;
+                any |= agent.retain_filters(|x| x.framework != f || x.expires > now) > 0;
             }
         }
         if any {
@@ -719,7 +715,7 @@ impl HierarchicalAllocator {
         let agents: Vec<u32> = self.fw(f).filter_agents.iter().copied().collect();
         for a in agents {
             if let Some(agent) = self.agents[a as usize].as_mut() {
-                agent.filters.retain(|x| x.framework != f || !drop(x));
+                agent.retain_filters(|x| x.framework != f || !drop(x));
             }
         }
     }

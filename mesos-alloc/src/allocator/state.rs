@@ -35,6 +35,9 @@ pub(crate) struct AgentState {
     /// True when the total has ranges or sets (ports): such agents are never skipped as
     /// "scalars only".
     pub(crate) has_non_scalars: bool,
+    /// Bit `f % 32` is set when framework slot `f` may have a filter here: most probes of a
+    /// cycle are for frameworks without one, and this answers them without reading the list.
+    pub(crate) filter_mask: u32,
     /// Bumped whenever `available` or `active` changes.
     pub(crate) gen: u64,
     /// `(gen, epoch)` of the last cycle that found nothing to offer here (`NEVER` if none:
@@ -66,6 +69,7 @@ impl AgentState {
             has_gpus,
             has_reservations,
             has_non_scalars,
+            filter_mask: 0,
             gen: 0,
             idle_memo: NEVER,
             filters: Vec::new(),
@@ -162,6 +166,9 @@ impl RoleState {
 impl AgentState {
     /// The filters of framework slot `f` (a contiguous run, the list being sorted).
     pub(crate) fn filters_of(&self, f: u32) -> &[OfferFilter] {
+        if self.filter_mask & (1 << (f % 32)) == 0 {
+            return &[];
+        }
         let start = self.filters.partition_point(|x| x.framework < f);
         let len = self.filters[start..].partition_point(|x| x.framework == f);
         &self.filters[start..start + len]
@@ -169,9 +176,21 @@ impl AgentState {
 
     /// Adds a filter, keeping the list sorted by framework.
     pub(crate) fn add_filter(&mut self, filter: OfferFilter) {
+        self.filter_mask |= 1 << (filter.framework % 32);
         let at = self
             .filters
             .partition_point(|x| x.framework <= filter.framework);
         self.filters.insert(at, filter);
+    }
+
+    /// Keeps the filters for which `keep` holds; returns how many went.
+    pub(crate) fn retain_filters(&mut self, mut keep: impl FnMut(&OfferFilter) -> bool) -> usize {
+        let before = self.filters.len();
+        self.filters.retain(|x| keep(x));
+        self.filter_mask = self
+            .filters
+            .iter()
+            .fold(0, |m, x| m | 1 << (x.framework % 32));
+        before - self.filters.len()
     }
 }
