@@ -1,9 +1,10 @@
 //! Which instances to kill on scale-down so that GROUP_BY groups stay even.
 //!
-//! Marathon (`Constraints.selectInstancesToKill`) removes instances from the largest group of the
-//! most unbalanced GROUP_BY distribution first; users complained loudly when scale-down ignored
-//! the spread (#555). We do the same at every step, and when the groups are even we still take
-//! from a largest group, so killing two of `{a: 2, b: 2}` leaves `{a: 1, b: 1}`.
+//! Marathon (`Constraints.selectInstancesToKill`) removes instances so that every GROUP_BY
+//! distribution becomes more even; users complained loudly when scale-down ignored the spread
+//! (#555). We pick, one at a time, the instance whose groups are the largest summed over all
+//! GROUP_BY constraints, so with one constraint it comes from a largest group, and when the groups
+//! are even we still take from a largest one: killing two of `{a: 2, b: 2}` leaves `{a: 1, b: 1}`.
 
 use std::collections::HashMap;
 
@@ -35,42 +36,44 @@ pub fn select_instances_to_kill(
     if group_by.is_empty() {
         return (0..count).collect();
     }
-    let mut alive = vec![true; candidates.len()];
-    // Per GROUP_BY constraint: group sizes by value (None = agent lacks the field).
-    let mut sizes: Vec<HashMap<Option<&str>, usize>> = group_by
-        .iter()
-        .map(|c| {
-            let mut m = HashMap::new();
-            for a in candidates {
-                *m.entry(a.value(c.field())).or_insert(0) += 1;
+    // Per GROUP_BY constraint: each candidate's group, and the group sizes.
+    let mut group_of: Vec<Vec<usize>> = Vec::with_capacity(group_by.len());
+    let mut sizes: Vec<Vec<usize>> = Vec::with_capacity(group_by.len());
+    for c in &group_by {
+        let mut ids: HashMap<Option<&str>, usize> = HashMap::new();
+        let mut of = Vec::with_capacity(candidates.len());
+        let mut size = Vec::new();
+        for a in candidates {
+            let next = ids.len();
+            let g = *ids.entry(a.value(c.field())).or_insert(next);
+            if g == size.len() {
+                size.push(0);
             }
-            m
-        })
-        .collect();
+            size[g] += 1;
+            of.push(g);
+        }
+        group_of.push(of);
+        sizes.push(size);
+    }
+    let mut alive = vec![true; candidates.len()];
     let mut out = Vec::with_capacity(count);
     while out.len() < count {
-        // The most unbalanced distribution (first on ties).
-        let (d, _) = sizes
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let max = m.values().copied().max().unwrap_or(0);
-                let min = m.values().copied().filter(|n| *n > 0).min().unwrap_or(0);
-                (i, max - min)
-            })
-            .fold((0, 0), |best, x| if x.1 > best.1 { x } else { best });
-        let max = sizes[d].values().copied().max().unwrap_or(0);
-        let field = group_by[d].field();
-        let pick = (0..candidates.len())
-            .find(|&i| alive[i] && sizes[d].get(&candidates[i].value(field)) == Some(&max));
-        let Some(i) = pick else {
+        // The candidate whose groups are the largest overall: with one GROUP_BY, one from a
+        // largest group; with several, one that evens them all out together (two GROUP_BYs
+        // over rack and color lose as many of each rack and of each color). Ties: kill order.
+        let mut best: Option<(usize, usize)> = None;
+        for i in (0..candidates.len()).filter(|i| alive[*i]) {
+            let score: usize = (0..group_by.len()).map(|d| sizes[d][group_of[d][i]]).sum();
+            if best.is_none_or(|(_, s)| score > s) {
+                best = Some((i, score));
+            }
+        }
+        let Some((i, _)) = best else {
             break;
         };
         alive[i] = false;
-        for (c, m) in group_by.iter().zip(sizes.iter_mut()) {
-            if let Some(n) = m.get_mut(&candidates[i].value(c.field())) {
-                *n -= 1;
-            }
+        for d in 0..group_by.len() {
+            sizes[d][group_of[d][i]] -= 1;
         }
         out.push(i);
     }
