@@ -131,6 +131,18 @@ async fn registers_runs_a_task_and_retries_updates_until_acknowledged() {
     }
     assert!(done, "task never completed in /state");
 
+    let metrics: serde_json::Value =
+        reqwest::get(format!("http://{}/metrics/snapshot", agent.addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(metrics["slave/tasks_finished"], 1.0, "{metrics}");
+    assert_eq!(metrics["slave/tasks_running"], 0.0, "{metrics}");
+    assert_eq!(metrics["slave/registered"], 1.0, "{metrics}");
+    assert_eq!(metrics["slave/cpus_total"], 2.0, "{metrics}");
+
     let health = reqwest::get(format!("http://{}/health", agent.addr))
         .await
         .unwrap();

@@ -83,6 +83,8 @@ pub enum Input {
     },
     /// `/state` wants a snapshot.
     State(oneshot::Sender<Json>),
+    /// `/metrics/snapshot` wants the metrics.
+    Metrics(oneshot::Sender<Json>),
 }
 
 struct Task {
@@ -168,8 +170,14 @@ pub struct Agent {
     outbound: mpsc::Sender<(AgentId, AgentMessage)>,
     workers: JoinSet<()>,
     writer: checkpoint::Writer,
-    /// For the fetcher.
+    /// For the fetcher and HTTP health checks.
     http: reqwest::Client,
+    /// Terminal states reached since start, for `/metrics/snapshot`.
+    terminal_counts: BTreeMap<TaskState, u64>,
+    /// Updates produced and acknowledgements received, for `/metrics/snapshot`.
+    updates_sent: u64,
+    acks_received: u64,
+    started: Instant,
     shutting_down: bool,
 }
 
@@ -259,6 +267,10 @@ impl Agent {
             workers: JoinSet::new(),
             writer,
             http: reqwest::Client::new(),
+            terminal_counts: BTreeMap::new(),
+            updates_sent: 0,
+            acks_received: 0,
+            started: Instant::now(),
             shutting_down: false,
         }
     }
@@ -470,7 +482,9 @@ impl Agent {
             status.healthy = task.health.healthy;
         }
         task.rec.state = state;
+        self.updates_sent += 1;
         if state.is_terminal() {
+            *self.terminal_counts.entry(state).or_default() += 1;
             task.terminated = true;
             if let Some(h) = task.checker.take() {
                 h.abort();
@@ -591,6 +605,7 @@ impl Agent {
                 uuid,
             } => {
                 let now = self.now();
+                self.acks_received += 1;
                 let outcome = self.updates.acknowledge(now, &framework_id, &task_id, uuid);
                 tracing::debug!(task = %task_id, ?outcome, "acknowledgement");
                 self.after_ack(&(framework_id, task_id), outcome);
@@ -1071,6 +1086,72 @@ impl Agent {
         })
     }
 
+    /// Upstream's agent metrics (`slave/...`), as far as this agent knows them.
+    fn metrics_json(&self) -> Json {
+        let mut m = serde_json::Map::new();
+        let count =
+            |state: TaskState| self.tasks.values().filter(|t| t.rec.state == state).count() as f64;
+        for (name, state) in [
+            ("staging", TaskState::Staging),
+            ("starting", TaskState::Starting),
+            ("running", TaskState::Running),
+            ("killing", TaskState::Killing),
+        ] {
+            m.insert(format!("slave/tasks_{name}"), json!(count(state)));
+        }
+        for (name, state) in [
+            ("finished", TaskState::Finished),
+            ("failed", TaskState::Failed),
+            ("killed", TaskState::Killed),
+            ("lost", TaskState::Lost),
+            ("gone", TaskState::Gone),
+            ("dropped", TaskState::Dropped),
+        ] {
+            let n = self.terminal_counts.get(&state).copied().unwrap_or(0);
+            m.insert(format!("slave/tasks_{name}"), json!(n as f64));
+        }
+        let live = self.tasks.values().filter(|t| !t.terminated).count() as f64;
+        m.insert("slave/executors_running".into(), json!(live));
+        let used: Resources = self
+            .tasks
+            .values()
+            .filter(|t| !t.terminated)
+            .map(|t| t.rec.task.resources.clone())
+            .sum();
+        let total = &self.identity.resources;
+        for (name, t, u) in [
+            ("cpus", total.cpus(), used.cpus()),
+            ("mem", total.mem(), used.mem()),
+            ("disk", total.disk(), used.disk()),
+        ] {
+            m.insert(format!("slave/{name}_total"), json!(t));
+            m.insert(format!("slave/{name}_used"), json!(u));
+            let percent = if t > 0.0 { u / t } else { 0.0 };
+            m.insert(format!("slave/{name}_percent"), json!(percent));
+        }
+        m.insert(
+            "slave/registered".into(),
+            json!(if self.registered { 1.0 } else { 0.0 }),
+        );
+        m.insert(
+            "slave/uptime_secs".into(),
+            json!(self.started.elapsed().as_secs_f64()),
+        );
+        m.insert(
+            "slave/valid_status_updates".into(),
+            json!(self.updates_sent as f64),
+        );
+        m.insert(
+            "slave/status_update_acknowledgements".into(),
+            json!(self.acks_received as f64),
+        );
+        m.insert(
+            "slave/pending_status_update_streams".into(),
+            json!(self.updates.stream_count() as f64),
+        );
+        Json::Object(m)
+    }
+
     fn handle(&mut self, input: Input) -> Result<(), AgentDaemonError> {
         match input {
             Input::Command(cmd) => self.handle_command(*cmd),
@@ -1118,6 +1199,9 @@ impl Agent {
             } => self.on_health(key, container_id, result),
             Input::State(reply) => {
                 let _ = reply.send(self.state_json());
+            }
+            Input::Metrics(reply) => {
+                let _ = reply.send(self.metrics_json());
             }
         }
         Ok(())

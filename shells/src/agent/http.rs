@@ -1,5 +1,5 @@
 //! The agent's own HTTP endpoints: `GET /state` (also `/slave(1)/state` and `/state.json`),
-//! `GET /health`, and upstream's sandbox file endpoints `GET /files/browse`, `/files/read` and
+//! `GET /health`, `GET /metrics/snapshot`, and upstream's sandbox file endpoints `GET /files/browse`, `/files/read` and
 //! `/files/download`, limited to the agent's sandboxes (`<work_dir>/slaves/...`).
 
 use std::path::{Path, PathBuf};
@@ -39,6 +39,7 @@ pub fn router(inputs: mpsc::Sender<Input>, work_dir: &Path) -> Router {
         .route("/slave(1)/state", get(agent_state))
         .route("/slave(1)/state.json", get(agent_state))
         .route("/health", get(health))
+        .route("/metrics/snapshot", get(metrics))
         .route("/files/browse", get(browse))
         .route("/files/browse.json", get(browse))
         .route("/files/read", get(read))
@@ -51,6 +52,17 @@ pub fn router(inputs: mpsc::Sender<Input>, work_dir: &Path) -> Router {
 async fn agent_state(State(st): State<AppState>) -> Response {
     let (tx, rx) = oneshot::channel();
     if st.inputs.send(Input::State(tx)).await.is_err() {
+        return unavailable();
+    }
+    match rx.await {
+        Ok(v) => Json(v).into_response(),
+        Err(_) => unavailable(),
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if st.inputs.send(Input::Metrics(tx)).await.is_err() {
         return unavailable();
     }
     match rx.await {
