@@ -178,16 +178,26 @@ async fn offers_launch_and_updates_have_mesos_shapes() {
     assert_eq!(status["agent_id"]["value"], agent.id.as_str());
     assert!(status["uuid"].is_string());
 
-    // The agent saw RUN_TASK and (after the ack above) an ACKNOWLEDGE.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    {
-        let cmds = agent.commands.lock().expect("lock");
-        assert!(cmds
-            .iter()
-            .any(|c| matches!(c, mesos_core::master::AgentCommand::RunTask { .. })));
-        assert!(cmds
-            .iter()
-            .any(|c| matches!(c, mesos_core::master::AgentCommand::Acknowledge { .. })));
+    // The agent sees RUN_TASK and (after the ack above) an ACKNOWLEDGE.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (run, ack) = {
+            let cmds = agent.commands.lock().expect("lock");
+            (
+                cmds.iter()
+                    .any(|c| matches!(c, mesos_core::master::AgentCommand::RunTask { .. })),
+                cmds.iter()
+                    .any(|c| matches!(c, mesos_core::master::AgentCommand::Acknowledge { .. })),
+            )
+        };
+        if run && ack {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "agent commands: RUN_TASK {run}, ACKNOWLEDGE {ack}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     // An invalid launch gets a master-generated TASK_ERROR without uuid.
