@@ -6,6 +6,11 @@
 //! count (`placed`). The semantics are Marathon's released ones (tags up to v1.10.26), including
 //! the classic `GROUP_BY` algorithm, because that is what users ran.
 //!
+//! Beside the reference evaluation there are: [`ConstraintTracker`], the same answers from counts
+//! per value for the placer's hot path; [`select_instances_to_kill`], scale-down that keeps
+//! GROUP_BY groups even; and [`unsatisfiable`], which names a constraint that can never be met on
+//! the known agents (more `hostname:UNIQUE` instances than hosts, a LIKE nobody matches).
+//!
 //! Validation follows Marathon >= 1.5 with one deliberate exception: an empty value (`""`) means
 //! "no value", so the seed's `["hostname","UNIQUE",""]` is accepted and echoed as
 //! `["hostname","UNIQUE"]` (Marathon >= 1.5 rejects it, which broke copied examples).
