@@ -430,7 +430,17 @@ pub async fn run(
                 reason: e.to_string(),
             })?;
     }
-    let records = store.load()?;
+    let mut records = store.load()?;
+    let compacted = store::compact(&records);
+    if compacted.len() < records.len() {
+        tracing::info!(
+            from = records.len(),
+            to = compacted.len(),
+            "compacting the master registry"
+        );
+        store.replace_all(&compacted)?;
+        records = compacted;
+    }
     let now = wall_clock();
     let master = if records.is_empty() {
         Master::new(config, allocator, now)
