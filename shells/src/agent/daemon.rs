@@ -164,6 +164,8 @@ pub struct Agent {
     /// Frameworks the master shut down: their updates are acknowledged locally, not sent.
     shut_down: BTreeSet<FrameworkId>,
     registered: bool,
+    /// Set by a registration, cleared by the stream that follows it.
+    just_registered: bool,
     connected: bool,
     last_now: Time,
     inputs: mpsc::Sender<Input>,
@@ -260,6 +262,7 @@ impl Agent {
             updates: cp.updates,
             shut_down: BTreeSet::new(),
             registered: false,
+            just_registered: false,
             connected: false,
             last_now: Time::ZERO,
             inputs,
@@ -1164,13 +1167,16 @@ impl Agent {
                 }
                 self.id = Some(id);
                 self.registered = true;
+                self.just_registered = true;
                 let now = self.now();
                 self.updates.flush(now);
                 self.checkpoint();
             }
             Input::StreamOpened => {
                 self.connected = true;
-                if self.registered {
+                // After a mere reconnect, updates sent while the stream was down may have been
+                // lost with the master: send the heads again (a registration already did).
+                if self.registered && !std::mem::take(&mut self.just_registered) {
                     let now = self.now();
                     self.updates.flush(now);
                 }
