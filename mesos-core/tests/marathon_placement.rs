@@ -311,6 +311,18 @@ fn a_new_version_does_not_count_old_instances_but_a_scale_does() {
 }
 
 #[test]
+fn a_backed_off_app_waits_for_its_delay() {
+    let a = app(json!({"id": "a", "cpus": 0.1, "mem": 1, "instances": 1}));
+    let mut p = placer_with(&[&a]);
+    p.delay(&a.id, Time::from_secs(10));
+    let o = offer(1, "", "cpus:1;mem:10;ports:[1-10]");
+    let out = p.place(&o, Time::from_secs(9));
+    assert!(out.is_unused());
+    assert!(out.rejections.is_empty(), "a delay is not an offer problem");
+    assert_eq!(p.place(&o, Time::from_secs(10)).launches.len(), 1);
+}
+
+#[test]
 fn reserved_resources_are_used_for_accepted_roles() {
     let a = app(json!({"id": "a", "cpus": 1, "mem": 1, "role": "prod", "instances": 2}));
     let mut p = placer_with(&[&a]);
@@ -331,7 +343,12 @@ fn reserved_resources_are_used_for_accepted_roles() {
     for l in &out.launches {
         total += &l.resources("prod");
     }
-    assert!(o.resources.contains(&total.unallocate()), "{} vs {}", o.resources, total);
+    assert!(
+        o.resources.contains(&total.unallocate()),
+        "{} vs {}",
+        o.resources,
+        total
+    );
 }
 
 #[test]

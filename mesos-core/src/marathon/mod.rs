@@ -26,7 +26,7 @@
 //!    environment via [`port_env`]) and, for the apps that launched nothing, why. Launched
 //!    instances count for their app's constraints at once.
 //! 4. Each status update: [`Placer::instance_gone`] when an instance stops counting
-//!    ([`counts_for_constraints`]), [`LaunchBackoff::observe`] for the launch delay, and
+//!    ([`counts_for_constraints`]), [`LaunchBackoff::observe`] for the launch delay (handed to [`Placer::delay`]), and
 //!    [`Health::record`] for each probe result while it runs.
 //! 5. `/v2/queue` and "why is my app waiting": [`Placer::summary`] ([`OfferSummary::funnel`],
 //!    [`OfferSummary::explain`]) and [`LaunchBackoff::time_left`].

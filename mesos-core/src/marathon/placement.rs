@@ -665,6 +665,10 @@ struct Slot {
     /// The app was removed; the slot only keeps indices stable.
     #[serde(default)]
     removed: bool,
+    /// Launch backoff: no launches before this time (offers are not even checked, as in
+    /// Marathon; `/v2/queue` shows the delay instead of offer reasons).
+    #[serde(default)]
+    delayed_until: Time,
 }
 
 /// The placement state of every app: what waits, where counted instances sit, and why offers
@@ -837,6 +841,7 @@ impl Placer {
                     waiting: 0,
                     summary: OfferSummary::default(),
                     removed: false,
+                    delayed_until: Time::ZERO,
                 });
             }
         }
@@ -867,6 +872,14 @@ impl Placer {
         } else if was > 0 && count == 0 {
             self.queue.retain(|&q| q != i);
             self.min_cache = None;
+        }
+    }
+
+    /// Holds back launches of `id` until `until` (from [`super::LaunchBackoff::launch_allowed_at`];
+    /// `Time::ZERO` lifts the delay).
+    pub fn delay(&mut self, id: &PathId, until: Time) {
+        if let Some(&i) = self.index.get(id) {
+            self.slots[i].delayed_until = until;
         }
     }
 
@@ -987,6 +1000,9 @@ impl Placer {
         let OfferAt { offer, agent, now } = *at;
         let max = self.config.max_instances_per_offer;
         let slot = &mut self.slots[i];
+        if slot.delayed_until > now {
+            return 0;
+        }
         let mut launched = 0;
         while slot.waiting > 0 && launched < max {
             match check(slot, offer, pools) {
