@@ -276,7 +276,8 @@ impl HierarchicalAllocator {
         offers
     }
 
-    /// Reads a word from each agent's scattered blocks (state, id, ports, allocations).
+    /// Reads what serving each agent will read from its scattered blocks (state, id, port list,
+    /// allocation headers, filters).
     ///
     /// Agents are served in a random order, so each one's memory is cold. These loads do not
     /// depend on each other, so the core overlaps their cache misses instead of taking them
@@ -289,8 +290,9 @@ impl HierarchicalAllocator {
                 x ^= u64::from(agent.id.as_str().as_bytes().first().copied().unwrap_or(0));
                 x ^= agent.available.touch();
                 x ^= agent.filters.last().map_or(0, |f| f.expires.as_nanos());
-                if let Some((f, _, held)) = agent.allocations.first() {
-                    x ^= u64::from(*f) ^ held.touch();
+                // Only the (framework, role) headers of its allocations are read while serving.
+                if let Some((f, _, _)) = agent.allocations.first() {
+                    x ^= u64::from(*f);
                 }
                 if let Some(filter) = agent.filters.first() {
                     x ^= filter.expires.as_nanos();
