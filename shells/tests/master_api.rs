@@ -451,3 +451,24 @@ async fn subscription_streams_carry_heartbeats() {
     assert_eq!(kinds[0], "SUBSCRIBED");
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_new_subscription_replaces_the_old_stream() {
+    let m = TestMaster::start(fast_flags()).await;
+    let mut first = Scheduler::subscribe(&m.url(), framework_info("twice", "*", &[])).await;
+    let id = first.framework_id.clone();
+    let second =
+        Scheduler::subscribe_with(&m.url(), framework_info("twice", "*", &[]), Some(&id)).await;
+    assert_eq!(second.framework_id, id);
+    assert_ne!(second.stream_id, first.stream_id);
+    assert!(
+        first.next_event(WAIT).await.is_none(),
+        "the old stream ends"
+    );
+    // Calls with the old stream id are refused, with the new one accepted.
+    assert_eq!(first.call(json!({"type": "REVIVE"})).await, 400);
+    assert_eq!(second.call(json!({"type": "REVIVE"})).await, 202);
+    let s = m.state().await;
+    assert_eq!(s["frameworks"][0]["connected"], true);
+    m.shutdown().await;
+}
