@@ -605,3 +605,49 @@ async fn health_checks_report_changes_and_kill_unhealthy_tasks() {
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_sandboxes_are_removed_after_the_gc_delay_and_live_ones_kept() {
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("gc");
+    let mut cfg = config(&m.addr, dir.clone());
+    cfg.gc_delay = Duration::from_millis(300);
+    let agent = RunningAgent::start(cfg.clone()).await;
+    m.registration().await;
+    m.stream_opened().await;
+    let fw = framework("fw-gc");
+    launch_running(&mut m, &fw, task("t-live", "fake-S0", "sleep 1000")).await;
+    launch_running(&mut m, &fw, task("t-done", "fake-S0", "true")).await;
+    m.expect_and_ack(TaskState::Finished).await;
+
+    let executors = dir.join("slaves/fake-S0/frameworks/fw-gc/executors");
+    let mut gone = false;
+    for _ in 0..300 {
+        if !executors.join("t-done").exists() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the finished task's sandbox was not removed");
+    assert!(executors.join("t-live").exists());
+
+    // A restart scans old sandboxes: the running task's is kept.
+    agent.stop().await;
+    let agent = RunningAgent::start(cfg).await;
+    m.registration().await;
+    m.stream_opened().await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        executors.join("t-live").exists(),
+        "a live sandbox was removed"
+    );
+    m.command(AgentCommand::KillTask {
+        framework_id: fw.id.clone(),
+        task_id: "t-live".into(),
+    })
+    .await;
+    m.expect_and_ack(TaskState::Killed).await;
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -139,6 +139,16 @@ pub struct AgentConfig {
     )]
     pub switch_user: bool,
 
+    /// How long a finished task's sandbox is kept before it is deleted (Mesos duration).
+    #[arg(
+        long = "gc_delay",
+        alias = "gc-delay",
+        env = "MESOS_GC_DELAY",
+        default_value = "1weeks",
+        value_parser = parse_duration
+    )]
+    pub gc_delay: Duration,
+
     /// Completed tasks kept for `/state`.
     #[arg(
         long = "max_completed_tasks",
@@ -169,6 +179,7 @@ impl AgentConfig {
             registration_backoff_max: Duration::from_secs(30),
             cgroups_root: None,
             switch_user: false,
+            gc_delay: Duration::from_secs(7 * 86400),
             max_completed_tasks: 1000,
         }
     }

@@ -33,6 +33,9 @@ use super::health::{self, Health, HealthCheck, Verdict};
 use super::spec::{sandbox_path, task_spec, SpecContext};
 use super::AgentDaemonError;
 
+/// Sandboxes waiting for deletion at most; beyond it the oldest go early.
+pub const MAX_GC_QUEUE: usize = 100_000;
+
 /// The version the agent reports.
 pub const VERSION: &str = "1.11.0";
 
@@ -147,6 +150,8 @@ pub struct Settings {
     pub kill_tasks_on_shutdown: bool,
     /// Completed tasks kept for `/state`.
     pub max_completed: usize,
+    /// How long finished tasks' sandboxes are kept.
+    pub gc_delay: Duration,
     /// The enabled containerizers, as given.
     pub containerizers: Vec<String>,
 }
@@ -172,6 +177,8 @@ pub struct Agent {
     outbound: mpsc::Sender<(AgentId, AgentMessage)>,
     workers: JoinSet<()>,
     writer: checkpoint::Writer,
+    /// Sandboxes to delete, oldest first (bounded: see [`MAX_GC_QUEUE`]).
+    gc: VecDeque<(Instant, PathBuf)>,
     /// For the fetcher and HTTP health checks.
     http: reqwest::Client,
     /// Terminal states reached since start, for `/metrics/snapshot`.
@@ -271,6 +278,7 @@ impl Agent {
             writer,
             http: reqwest::Client::new(),
             terminal_counts: BTreeMap::new(),
+            gc: VecDeque::new(),
             updates_sent: 0,
             acks_received: 0,
             started: Instant::now(),
@@ -423,6 +431,98 @@ impl Agent {
             Err(e) => {
                 tracing::warn!(task = %key.1, error = %e, "cannot restore the health check")
             }
+        }
+    }
+
+    /// Queues a sandbox (a `.../runs/<container>` directory under the work dir) for deletion.
+    fn schedule_gc(&mut self, at: Instant, sandbox: PathBuf) {
+        let slaves = self.settings.work_dir.join("slaves");
+        let is_run_dir = sandbox.starts_with(&slaves)
+            && sandbox
+                .parent()
+                .and_then(|p| p.file_name())
+                .is_some_and(|n| n == "runs");
+        if !is_run_dir {
+            return;
+        }
+        // Keep the queue ordered by deadline (deadlines are nearly always increasing).
+        let pos = self.gc.partition_point(|(t, _)| *t <= at);
+        self.gc.insert(pos, (at, sandbox));
+        while self.gc.len() > MAX_GC_QUEUE {
+            if let Some((_, p)) = self.gc.pop_front() {
+                self.delete_sandbox(p);
+            }
+        }
+    }
+
+    fn delete_sandbox(&mut self, sandbox: PathBuf) {
+        tracing::info!(sandbox = %sandbox.display(), "removing a finished task's sandbox");
+        self.workers.spawn(async move {
+            if let Err(e) = tokio::fs::remove_dir_all(&sandbox).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(sandbox = %sandbox.display(), error = %e, "cannot remove a sandbox");
+                }
+            }
+            // Then `runs/` and the executor directory, when nothing else is left in them.
+            let mut dir = sandbox.parent().map(PathBuf::from);
+            for _ in 0..2 {
+                let Some(d) = dir else { break };
+                if tokio::fs::remove_dir(&d).await.is_err() {
+                    break;
+                }
+                dir = d.parent().map(PathBuf::from);
+            }
+        });
+    }
+
+    fn run_gc(&mut self) {
+        let now = Instant::now();
+        while self.gc.front().is_some_and(|(t, _)| *t <= now) {
+            if let Some((_, p)) = self.gc.pop_front() {
+                self.delete_sandbox(p);
+            }
+        }
+    }
+
+    /// Finds sandboxes left by earlier runs that belong to no current task and schedules them
+    /// for deletion `gc_delay` after they were last modified.
+    pub fn scan_sandboxes(&mut self) {
+        let live: BTreeSet<PathBuf> = self.tasks.values().map(|t| t.rec.sandbox.clone()).collect();
+        let root = self.settings.work_dir.join("slaves");
+        let mut found = Vec::new();
+        // slaves/<agent>/frameworks/<fw>/executors/<task>/runs/<container>
+        let mut level: Vec<PathBuf> = vec![root];
+        for step in ["", "frameworks", "", "executors", "", "runs", ""] {
+            let mut next = Vec::new();
+            for dir in &level {
+                if !step.is_empty() {
+                    let d = dir.join(step);
+                    if d.is_dir() {
+                        next.push(d);
+                    }
+                    continue;
+                }
+                let Ok(rd) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                next.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+            }
+            level = next;
+        }
+        for run in level {
+            if live.contains(&run) {
+                continue;
+            }
+            let modified = std::fs::metadata(&run)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .unwrap_or_default();
+            let left = self.settings.gc_delay.saturating_sub(modified);
+            found.push((Instant::now() + left, run));
+        }
+        for (at, run) in found {
+            self.schedule_gc(at, run);
         }
     }
 
@@ -582,6 +682,10 @@ impl Agent {
     fn after_ack(&mut self, key: &TaskKey, outcome: AckOutcome) {
         if outcome == AckOutcome::StreamClosed {
             if let Some(task) = self.tasks.remove(key) {
+                self.schedule_gc(
+                    Instant::now() + self.settings.gc_delay,
+                    task.rec.sandbox.clone(),
+                );
                 self.completed.push_back(task.rec);
                 while self.completed.len() > self.settings.max_completed {
                     self.completed.pop_front();
@@ -1225,6 +1329,7 @@ impl Agent {
                 let now = self.now();
                 Instant::now() + due.saturating_duration_since(now)
             });
+            let gc_due = self.gc.front().map(|(t, _)| *t);
             if *shutdown.borrow() {
                 break;
             }
@@ -1240,6 +1345,9 @@ impl Agent {
                     self.updates.handle_timeout(now);
                 }
                 Some(_) = self.workers.join_next(), if !self.workers.is_empty() => {}
+                _ = tokio::time::sleep_until(gc_due.unwrap_or_else(Instant::now)), if gc_due.is_some() => {
+                    self.run_gc();
+                }
             }
         }
         self.shutdown(inputs).await;

@@ -180,6 +180,7 @@ pub async fn run(
         switch_user,
         kill_tasks_on_shutdown: config.kill_tasks_on_shutdown,
         max_completed: config.max_completed_tasks,
+        gc_delay: config.gc_delay,
         containerizers,
     };
 
@@ -197,6 +198,7 @@ pub async fn run(
         checkpoint::Writer::start(work_dir.clone())?,
     );
     agent.recover().await?;
+    agent.scan_sandboxes();
 
     let client =
         link::MasterClient::new(master).map_err(|e| AgentDaemonError::Config(e.to_string()))?;
