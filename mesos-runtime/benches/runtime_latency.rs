@@ -63,11 +63,20 @@ fn arm(dir: &Path) -> tokio::task::JoinHandle<Instant> {
     })
 }
 
-async fn ready(h: tokio::task::JoinHandle<Instant>) -> Instant {
-    tokio::time::timeout(Duration::from_secs(60), h)
-        .await
-        .expect("task never became ready")
-        .unwrap()
+/// When the task in `sandbox` became ready; on a timeout, says which task and shows its output
+/// (a wedged engine must not look like a fast one).
+async fn ready(h: tokio::task::JoinHandle<Instant>, sandbox: &Path) -> Instant {
+    match tokio::time::timeout(Duration::from_secs(60), h).await {
+        Ok(t) => t.unwrap(),
+        Err(_) => {
+            let out = std::fs::read_to_string(sandbox.join("stdout")).unwrap_or_default();
+            let err = std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default();
+            panic!(
+                "{} never became ready within 60 s; stdout {out:?}, stderr {err:?}",
+                sandbox.display()
+            );
+        }
+    }
 }
 
 struct Bench {
@@ -97,7 +106,7 @@ impl Bench {
         spec.limits.mem_mb = Some(64.0);
         let t0 = Instant::now();
         rt.launch(spec).await.unwrap();
-        let t1 = ready(armed).await;
+        let t1 = ready(armed, &sb).await;
         let id = format!("bench-{kind}-{i}").into();
         rt.kill(&id, Duration::ZERO).await.unwrap();
         rt.wait(&id).await.unwrap();
@@ -114,7 +123,7 @@ impl Bench {
             .current_dir(&sb)
             .spawn()
             .unwrap();
-        let t1 = ready(armed).await;
+        let t1 = ready(armed, &sb).await;
         child.kill().await.unwrap();
         t1 - t0
     }
@@ -151,7 +160,7 @@ impl Bench {
             "docker run: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let t1 = ready(armed).await;
+        let t1 = ready(armed, &sb).await;
         let _ = tokio::process::Command::new("docker")
             .args(["rm", "-f", &name])
             .output()
@@ -193,7 +202,7 @@ impl Bench {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let t1 = ready(armed).await;
+        let t1 = ready(armed, &sb).await;
         // As the adapter's kill does: SIGTERM (LXC forwards it), then SIGKILL if needed, so
         // LXC removes its cgroups.
         if let Some(pid) = child.id() {
@@ -210,6 +219,18 @@ impl Bench {
         }
         t1 - t0
     }
+}
+
+/// Records a finished pair and prints its row at once, so a later failure loses nothing.
+fn progress(pairs: &mut Vec<(Stats, Stats)>, pair: (Stats, Stats)) {
+    eprintln!(
+        "done: {} p50 {} ms vs {} p50 {} ms",
+        pair.0.name,
+        ms(pair.0.pct(50.0)),
+        pair.1.name,
+        ms(pair.1.pct(50.0))
+    );
+    pairs.push(pair);
 }
 
 fn report(pairs: &[(Stats, Stats)]) {
@@ -269,16 +290,19 @@ async fn main() {
             a.push(bench.adapter(&rt, "process", i, ContainerInfo::Mesos).await);
             r.push(bench.raw_process(i).await);
         }
-        pairs.push((
-            Stats {
-                name: "ProcessRuntime (cgroups v1, checkpoint)".into(),
-                samples: a,
-            },
-            Stats {
-                name: "`sh -c` spawn".into(),
-                samples: r,
-            },
-        ));
+        progress(
+            &mut pairs,
+            (
+                Stats {
+                    name: "ProcessRuntime (cgroups v1, checkpoint)".into(),
+                    samples: a,
+                },
+                Stats {
+                    name: "`sh -c` spawn".into(),
+                    samples: r,
+                },
+            ),
+        );
     }
 
     if wanted("docker") {
@@ -299,16 +323,19 @@ async fn main() {
                     a.push(bench.adapter(&rt, "docker", i, info()).await);
                     r.push(bench.raw_docker(i, &image).await);
                 }
-                pairs.push((
-                    Stats {
-                        name: "DockerRuntime (bollard)".into(),
-                        samples: a,
-                    },
-                    Stats {
-                        name: "`docker run -d` (CLI)".into(),
-                        samples: r,
-                    },
-                ));
+                progress(
+                    &mut pairs,
+                    (
+                        Stats {
+                            name: "DockerRuntime (bollard)".into(),
+                            samples: a,
+                        },
+                        Stats {
+                            name: "`docker run -d` (CLI)".into(),
+                            samples: r,
+                        },
+                    ),
+                );
             }
             _ => println!("docker: skipped (DOCKER_HOST / MESOS_TEST_BUSYBOX_IMAGE not set)"),
         }
@@ -334,16 +361,19 @@ async fn main() {
                 );
                 r.push(bench.raw_lxc(i).await);
             }
-            pairs.push((
-                Stats {
-                    name: "LxcRuntime (lxc-execute + cgroup + checkpoint)".into(),
-                    samples: a,
-                },
-                Stats {
-                    name: "`lxc-execute`".into(),
-                    samples: r,
-                },
-            ));
+            progress(
+                &mut pairs,
+                (
+                    Stats {
+                        name: "LxcRuntime (lxc-execute + cgroup + checkpoint)".into(),
+                        samples: a,
+                    },
+                    Stats {
+                        name: "`lxc-execute`".into(),
+                        samples: r,
+                    },
+                ),
+            );
         } else {
             println!("lxc: skipped (lxc-execute not installed)");
         }

@@ -34,6 +34,8 @@ pub(crate) enum Layout {
 pub(crate) struct Cgroups {
     layout: Layout,
     parent: String,
+    /// Every other cgroup hierarchy mounted under the root (v1), for cleanup.
+    other_roots: Vec<PathBuf>,
 }
 
 /// One container's cgroup (in every hierarchy of the layout).
@@ -45,6 +47,9 @@ pub(crate) struct Cgroup {
     mem: PathBuf,
     cpu: Option<PathBuf>,
     cpuacct: Option<PathBuf>,
+    /// The same cgroup in the other hierarchies (pids, freezer, devices…), where LXC creates
+    /// its monitor and payload cgroups below ours; removed with ours.
+    others: Vec<PathBuf>,
 }
 
 impl Cgroups {
@@ -70,9 +75,26 @@ impl Cgroups {
                 root.display()
             ));
         };
+        let mut other_roots = Vec::new();
+        if let Layout::V1 {
+            memory,
+            cpu,
+            cpuacct,
+        } = &layout
+        {
+            let ours = [Some(memory), cpu.as_ref(), cpuacct.as_ref()];
+            for e in fs::read_dir(root).into_iter().flatten().flatten() {
+                let p = e.path();
+                let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                if is_dir && p.join("cgroup.procs").exists() && !ours.contains(&Some(&p)) {
+                    other_roots.push(p);
+                }
+            }
+        }
         let cgroups = Cgroups {
             layout,
             parent: parent.to_string(),
+            other_roots,
         };
         for dir in cgroups.dirs(None) {
             fs::create_dir_all(&dir)
@@ -136,6 +158,7 @@ impl Cgroups {
                     mem: d.clone(),
                     cpu: Some(d.clone()),
                     cpuacct: Some(d),
+                    others: Vec::new(),
                 }
             }
             Layout::V1 {
@@ -148,6 +171,7 @@ impl Cgroups {
                 mem: at(memory),
                 cpu: cpu.as_deref().map(at),
                 cpuacct: cpuacct.as_deref().map(at),
+                others: self.other_roots.iter().map(|r| at(r)).collect(),
             },
         }
     }
@@ -168,6 +192,11 @@ impl Cgroups {
         nested: bool,
     ) -> io::Result<Cgroup> {
         let cg = self.cgroup(name);
+        // A leftover of an earlier container of the same task (e.g. after a crash) would carry
+        // its OOM count over; an empty one goes, one with processes in it stays and is reused.
+        if cg.exists() {
+            cg.remove_dirs();
+        }
         for dir in self.dirs(Some(name)) {
             fs::create_dir_all(&dir)?;
         }
@@ -319,6 +348,7 @@ impl Cgroup {
         let mut dirs = vec![self.mem.clone()];
         dirs.extend(self.cpu.iter().cloned());
         dirs.extend(self.cpuacct.iter().cloned());
+        dirs.extend(self.others.iter().cloned());
         dirs.dedup();
         for d in dirs {
             remove_tree(&d, 3);

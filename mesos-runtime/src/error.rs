@@ -8,6 +8,7 @@ use std::io;
 use std::path::PathBuf;
 
 use mesos_core::ids::TaskId;
+use mesos_core::task::{Reason, TaskState};
 
 use crate::spec::Network;
 
@@ -200,4 +201,13 @@ pub enum RuntimeError {
     /// The runtime object was dropped (agent shutting down) while a call waited on it.
     #[error("the runtime stopped watching task {0}")]
     Shutdown(TaskId),
+}
+
+impl RuntimeError {
+    /// The status update for a task whose launch failed with this error: `TASK_FAILED` with
+    /// `REASON_CONTAINER_LAUNCH_FAILED`, the error's text being the message (as Mesos' agent
+    /// reports a containerizer launch failure).
+    pub fn launch_failure_status(&self) -> (TaskState, Reason) {
+        (TaskState::Failed, Reason::ContainerLaunchFailed)
+    }
 }

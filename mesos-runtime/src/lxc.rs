@@ -259,7 +259,7 @@ impl LxcRuntime {
         );
         if let Some(cgs) = self.sup.cgroups() {
             // LXC's cgroups go below ours, whose hierarchical peak memory survives the container.
-            let ours = cgs.relative_path(&safe_name(spec.task_id.as_str()));
+            let ours = cgs.relative_path(name);
             line("lxc.cgroup.dir.monitor", &format!("{ours}/monitor"));
             line("lxc.cgroup.dir.container", &format!("{ours}/payload"));
         }

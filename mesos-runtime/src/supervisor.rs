@@ -44,7 +44,8 @@ pub(crate) struct Plan {
     /// Judge an OOM kill by SIGKILL plus peak memory at the limit, because the OOM happens in a
     /// nested cgroup we cannot read afterwards (LXC).
     pub oom_by_peak: bool,
-    /// The engine's name of the container, for the checkpoint.
+    /// The engine's name of the container, for the checkpoint; it also names the container's
+    /// cgroup (else the task id does), so runtimes sharing a cgroup parent cannot collide.
     pub name: Option<String>,
     /// Put the process into the container's cgroup before it execs (the process runtime).
     /// LXC instead creates its monitor and payload cgroups below ours itself
@@ -195,7 +196,10 @@ impl Supervisor {
         let _reservation = self.table.reserve(&task_id)?;
         let outputs = sandbox::prepare(&spec.sandbox, sandbox_owner)?;
         let plan = build(spec)?;
-        let leaf = safe_name(task_id.as_str());
+        let leaf = plan
+            .name
+            .clone()
+            .unwrap_or_else(|| safe_name(task_id.as_str()));
 
         let cgroup = match &self.cgroups {
             Some(cgs) => Some(

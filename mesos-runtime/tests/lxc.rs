@@ -59,13 +59,13 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        for h in ["memory", "cpu", "cpuacct"] {
-            let _ = std::fs::remove_dir(
-                self.config
-                    .cgroups_root
-                    .join(h)
-                    .join(&self.config.cgroup_parent),
-            );
+        // LXC creates our parent in every hierarchy (pids, freezer, …), not only ours.
+        for h in std::fs::read_dir(&self.config.cgroups_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir(h.path().join(&self.config.cgroup_parent));
         }
     }
 }
