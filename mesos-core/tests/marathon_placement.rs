@@ -311,6 +311,25 @@ fn a_new_version_does_not_count_old_instances_but_a_scale_does() {
 }
 
 #[test]
+fn apps_coming_and_going_reuse_their_slots() {
+    let mut p = Placer::default();
+    for round in 0..50 {
+        let a = app(json!({"id": format!("/tmp{round}"), "cpus": 0.1, "mem": 1}));
+        p.upsert_app(&a);
+        p.set_waiting(&a.id, 1);
+        p.remove_app(&a.id);
+    }
+    let keep = app(json!({"id": "/keep", "cpus": 0.1, "mem": 1}));
+    p.upsert_app(&keep);
+    p.set_waiting(&keep.id, 1);
+    let state = serde_json::to_value(&p).unwrap();
+    assert_eq!(state["slots"].as_array().unwrap().len(), 1);
+    let out = p.place(&offer(1, "", "cpus:1;mem:10;ports:[1-10]"), Time::ZERO);
+    assert_eq!(out.launches.len(), 1);
+    assert_eq!(out.launches[0].app, keep.id);
+}
+
+#[test]
 fn a_backed_off_app_waits_for_its_delay() {
     let a = app(json!({"id": "a", "cpus": 0.1, "mem": 1, "instances": 1}));
     let mut p = placer_with(&[&a]);

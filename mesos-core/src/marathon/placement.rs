@@ -831,9 +831,7 @@ impl Placer {
                 slot.needs = needs;
             }
             None => {
-                self.index.insert(app.id.clone(), self.slots.len());
-                self.exhausted.push((0, Time::ZERO));
-                self.slots.push(Slot {
+                let slot = Slot {
                     id: app.id.clone(),
                     app: app.clone(),
                     needs,
@@ -842,7 +840,21 @@ impl Placer {
                     summary: OfferSummary::default(),
                     removed: false,
                     delayed_until: Time::ZERO,
-                });
+                };
+                // Reuse a removed app's slot, so apps coming and going do not grow the placer.
+                let i = match self.slots.iter().position(|s| s.removed) {
+                    Some(i) => {
+                        self.slots[i] = slot;
+                        self.exhausted[i] = (0, Time::ZERO);
+                        i
+                    }
+                    None => {
+                        self.slots.push(slot);
+                        self.exhausted.push((0, Time::ZERO));
+                        self.slots.len() - 1
+                    }
+                };
+                self.index.insert(app.id.clone(), i);
             }
         }
         self.min_cache = None;
