@@ -8,6 +8,20 @@
 //! - [`sorter`]: who goes first ([`sorter::DrfSorter`], [`sorter::RandomSorter`]).
 //! - [`HierarchicalAllocator`]: Mesos' hierarchical allocator (quota stage, then fair share),
 //!   implementing [`mesos_core::allocator::Allocator`].
+//!
+//! Driving it (see `examples/embed.rs`): feed events through the `Allocator` trait methods
+//! (`add_agent`, `add_framework`, `recover_resources` with the framework's `refuse_seconds`,
+//! `suppress`/`revive`, `set_weight`, `set_quota`); ask [`HierarchicalAllocator::poll_timeout`]
+//! when the next cycle is due and call [`HierarchicalAllocator::allocate`] with the current
+//! time then. Every method that can fail returns a typed
+//! [`mesos_core::allocator::AllocatorError`] and changes nothing when it does. Getters
+//! (`available`, `allocated_on`, `roles`, `role_order`, `filter_count`, `allocation_runs`) are
+//! for `/metrics`, `/roles` and tests.
+//!
+//! Architecture invariants: the sorters know clients and quantities, never agents' resources
+//! (the allocator keeps those, in a compact form, `Bag`); an offer is always a subset of its
+//! agent's available resources at the time, and the allocator's own bookkeeping
+//! (available + everything offered or allocated = total) is what the property tests check.
 
 mod hash;
 pub mod sorter;
