@@ -651,3 +651,23 @@ async fn finished_sandboxes_are_removed_after_the_gc_delay_and_live_ones_kept() 
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_registration_stops_the_agent_with_the_masters_reason() {
+    let m = FakeMaster::start().await;
+    let dir = work_dir("refused");
+    let mut cfg = config(&m.addr, dir.clone());
+    cfg.hostname = Some("refuse-me".into());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let err = tokio::time::timeout(WAIT, shells::agent::run(cfg, listener, rx))
+        .await
+        .expect("the agent kept retrying an invalid registration")
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("refused") && msg.contains("hostname refuse-me"),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

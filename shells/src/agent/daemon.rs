@@ -57,6 +57,8 @@ pub enum Input {
     StreamClosed,
     /// The master removed this agent for good.
     Removed(String),
+    /// The master refused the registration as invalid (400).
+    Refused(String),
     /// A launch finished.
     Launched {
         /// The task.
@@ -1286,6 +1288,7 @@ impl Agent {
                 }
             }
             Input::StreamClosed => self.connected = false,
+            Input::Refused(body) => return Err(AgentDaemonError::RegistrationRefused(body)),
             Input::Removed(body) => {
                 return Err(AgentDaemonError::Removed(format!(
                     "{} ({body})",

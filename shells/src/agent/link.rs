@@ -197,6 +197,11 @@ pub async fn connection(
                     let _ = inputs.send(Input::Removed(body)).await;
                     return;
                 }
+                Err(LinkError::Refused { status: 400, body }) => {
+                    // The registration itself is wrong: sending it again will not help.
+                    let _ = inputs.send(Input::Refused(body)).await;
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?delay, "registration failed");
                     tokio::time::sleep(delay).await;

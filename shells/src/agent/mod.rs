@@ -50,6 +50,9 @@ pub enum AgentDaemonError {
     /// The master removed this agent for good; it may not come back with this id.
     #[error("the master removed agent {0}; clear the work directory to register as a new agent")]
     Removed(String),
+    /// The master refused the registration as invalid.
+    #[error("the master refused this agent's registration: {0}")]
+    RegistrationRefused(String),
     /// A runtime could not recover its containers (upstream refuses to start then, too).
     #[error("the {runtime} containerizer could not recover its containers: {reason}")]
     Recovery {

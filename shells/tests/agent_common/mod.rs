@@ -63,6 +63,13 @@ impl Drop for FakeMaster {
 }
 
 async fn register(State(s): State<Shared>, Json(reg): Json<AgentRegistration>) -> Response {
+    if reg.hostname == "refuse-me" {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({"error": "invalid agent registration: hostname refuse-me"})),
+        )
+            .into_response();
+    }
     s.forgotten
         .store(false, std::sync::atomic::Ordering::SeqCst);
     let id = match &reg.id {
