@@ -11,8 +11,8 @@
 //!
 //! Driving it (see `examples/embed.rs`): feed events through the `Allocator` trait methods
 //! (`add_agent`, `add_framework`, `recover_resources` with the framework's `refuse_seconds`,
-//! `suppress`/`revive`, `set_weight`, `set_quota`); ask [`HierarchicalAllocator::poll_timeout`]
-//! when the next cycle is due and call [`HierarchicalAllocator::allocate`] with the current
+//! `suppress`/`revive`, `set_weight`, `set_quota`); ask [`Allocator::poll_timeout`](mesos_core::allocator::Allocator::poll_timeout)
+//! when the next cycle is due and call [`Allocator::allocate`](mesos_core::allocator::Allocator::allocate) with the current
 //! time then. Every method that can fail returns a typed
 //! [`mesos_core::allocator::AllocatorError`] and changes nothing when it does. Getters
 //! (`available`, `allocated_on`, `roles`, `role_order`, `filter_count`, `allocation_runs`) are

@@ -2,11 +2,11 @@
 //!
 //! The master drives it through [`mesos_core::allocator::Allocator`]: events go in (frameworks,
 //! agents, recovered resources with their `refuse_seconds` filters, suppress/revive, weights,
-//! quota) and [`HierarchicalAllocator::allocate`] runs a cycle when one is due at the `now` it
+//! quota) and [`Allocator::allocate`] runs a cycle when one is due at the `now` it
 //! is given. Events that upstream answers with an allocation (a framework added or activated,
 //! a revive, an agent added) only *request* a cycle, and requests coalesce: however many
 //! arrive, the next `allocate` runs one cycle. The periodic cycle comes every
-//! `allocation_interval`. [`HierarchicalAllocator::poll_timeout`] says when the next is due.
+//! `allocation_interval`. [`Allocator::poll_timeout`] says when the next is due.
 //!
 //! One cycle (see `cycle.rs`) runs the quota stage, then the fair-share stage, each over the
 //! candidate agents in an order drawn from the seeded rng, and returns coarse-grained offers:
