@@ -2,13 +2,22 @@
 //! Prints `mesos-local: ready at http://127.0.0.1:<port>` once it is ready; Ctrl-C or SIGTERM
 //! stops everything it started, tasks and containers included.
 
-use anyhow::Context as _;
 use clap::Parser;
 use shells::local::{run, LocalFlags};
 use tokio::sync::watch;
 
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesos-local: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn real_main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MESOS_LOG")
@@ -23,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("signal received; stopping the cluster");
         let _ = tx.send(true);
     });
-    run(flags, rx).await.context("mesos-local")?;
+    run(flags, rx).await?;
     Ok(())
 }
 

@@ -7,8 +7,18 @@ use shells::master::{run, MasterFlags};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mesos-master: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn real_main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MESOS_LOG")
@@ -27,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("signal received; shutting down");
         let _ = tx.send(true);
     });
-    run(flags, listener, rx).await.context("mesos-master")?;
+    run(flags, listener, rx).await?;
     Ok(())
 }
 
