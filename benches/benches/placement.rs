@@ -227,7 +227,7 @@ fn bench(c: &mut Criterion) {
             || placer(&big),
             |mut p| {
                 for o in &offers {
-                    black_box(p.place(o, Time::ZERO));
+                    let _ = black_box(p.place(o, Time::ZERO));
                 }
                 p
             },

@@ -222,7 +222,8 @@ fn the_per_agent_memory_is_bounded() {
     let big = app(json!({"id": "big", "cpus": 64, "mem": 1}));
     let mut p = placer_with(&[&big]);
     for i in 0..(LAST_REASONS_PER_APP + 10) {
-        p.process_offer(&offer(i, "", "cpus:1;mem:10"), Time::ZERO, &mut rng());
+        let out = p.process_offer(&offer(i, "", "cpus:1;mem:10"), Time::ZERO, &mut rng());
+        assert!(out.is_unused());
     }
     let s = p.summary(&big.id).unwrap();
     assert_eq!(s.last_reasons().len(), LAST_REASONS_PER_APP);

@@ -475,7 +475,9 @@ impl Launch {
     }
 }
 
-/// The outcome of one offer.
+/// The outcome of one offer. The launches are already counted as placed, so dropping this
+/// without launching them would leave the placer believing in instances that do not exist.
+#[must_use = "the launches are counted as placed; launch them (or report them gone)"]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OfferOutcome {
     /// Instances to launch, in order.
