@@ -287,9 +287,15 @@ async fn a_restarted_agent_reregisters_with_its_id_and_keeps_running_tasks() {
     // Stop the agent; the task keeps running.
     agent.stop().await;
     let before = std::fs::read_to_string(&marker).unwrap_or_default();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let after = std::fs::read_to_string(&marker).unwrap_or_default();
-    assert_ne!(before, after, "the task stopped with the agent");
+    let mut alive = false;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if std::fs::read_to_string(&marker).unwrap_or_default() != before {
+            alive = true;
+            break;
+        }
+    }
+    assert!(alive, "the task stopped with the agent");
 
     // A new agent on the same work dir reregisters with the same id and the running task.
     let agent = RunningAgent::start(config(&m.addr, dir.clone())).await;

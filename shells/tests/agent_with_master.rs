@@ -193,8 +193,8 @@ async fn killed_agent_tasks_become_unreachable_and_a_restart_recovers_them() {
     let mut flags = MasterFlags::local();
     flags.port = 0;
     flags.registry = "in_memory".into();
-    flags.agent_ping_timeout = "500ms".into();
-    flags.max_agent_ping_timeouts = 2;
+    flags.agent_ping_timeout = "1secs".into();
+    flags.max_agent_ping_timeouts = 3;
     flags.allocation_interval = "100ms".into();
     flags.heartbeat_interval = "1secs".into();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
