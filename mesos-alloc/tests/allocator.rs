@@ -602,6 +602,14 @@ fn bad_input_gives_typed_errors_and_leaves_state_unchanged() {
         ),
         Err(AllocatorError::ExceedsAgent { .. })
     ));
+    assert!(matches!(
+        a.add_agent(
+            &aid("s2"),
+            agent_spec("cpus:1"),
+            &[(fid("f1"), res("cpus:1").allocate("a//b"))]
+        ),
+        Err(AllocatorError::InvalidRole { .. })
+    ));
     assert_eq!(
         a.remove_agent(&unknown_agent),
         Err(AllocatorError::UnknownAgent(unknown_agent.clone()))

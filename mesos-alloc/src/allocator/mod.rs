@@ -882,7 +882,11 @@ impl Allocator for HierarchicalAllocator {
             let f = self.framework_idx(fid)?;
             let names: Vec<String> = self.fw(f).roles.iter().map(|e| e.name.clone()).collect();
             let groups = Self::group_by_role(&names, res)?;
-            for (_, part) in &groups {
+            for (role, part) in &groups {
+                validate_role(role).map_err(|e| AllocatorError::InvalidRole {
+                    role: role.clone(),
+                    reason: e.to_string(),
+                })?;
                 sum += part.unallocate();
             }
             plan.push((f, groups));
