@@ -521,3 +521,76 @@ proptest! {
         prop_assert_eq!(s.sort(), m.order());
     }
 }
+
+// ---- Structure under random adds and removes ------------------------------------------
+
+const TREE_PATHS: [&str; 9] = ["a", "a/b", "a/b/c", "a/d", "e", "e/f/g", "h", "a/b/c/x", "e/f"];
+
+#[derive(Clone, Debug)]
+enum TreeOp {
+    Add(usize),
+    Remove(usize),
+    Activate(usize),
+    Deactivate(usize),
+    Allocate(usize, u32),
+    Unallocate(usize, u32),
+}
+
+fn tree_op() -> impl Strategy<Value = TreeOp> {
+    let p = 0..TREE_PATHS.len();
+    prop_oneof![
+        2 => p.clone().prop_map(TreeOp::Add),
+        1 => p.clone().prop_map(TreeOp::Remove),
+        2 => p.clone().prop_map(TreeOp::Activate),
+        1 => p.clone().prop_map(TreeOp::Deactivate),
+        2 => (p.clone(), 1..10u32).prop_map(|(p, c)| TreeOp::Allocate(p, c)),
+        1 => (p, 1..10u32).prop_map(|(p, c)| TreeOp::Unallocate(p, c)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Virtual leaves appear and collapse as clients come and go; through all of it `sort`
+    /// returns exactly the active clients, once each, and `count`/`contains` agree.
+    #[test]
+    fn sort_returns_exactly_the_active_clients(ops in proptest::collection::vec(tree_op(), 1..60)) {
+        let mut s = DrfSorter::new();
+        s.add_agent(&agent(), &res("cpus:100;mem:100"));
+        let mut present = std::collections::BTreeMap::<&str, bool>::new();
+        for op in ops {
+            match op {
+                TreeOp::Add(i) => {
+                    s.add(TREE_PATHS[i]);
+                    present.entry(TREE_PATHS[i]).or_insert(false);
+                }
+                TreeOp::Remove(i) => {
+                    s.remove(TREE_PATHS[i]);
+                    present.remove(TREE_PATHS[i]);
+                }
+                TreeOp::Activate(i) => {
+                    s.activate(TREE_PATHS[i]);
+                    if let Some(a) = present.get_mut(TREE_PATHS[i]) {
+                        *a = true;
+                    }
+                }
+                TreeOp::Deactivate(i) => {
+                    s.deactivate(TREE_PATHS[i]);
+                    if let Some(a) = present.get_mut(TREE_PATHS[i]) {
+                        *a = false;
+                    }
+                }
+                TreeOp::Allocate(i, c) => s.allocated(TREE_PATHS[i], &agent(), &res(&format!("cpus:{c}"))),
+                TreeOp::Unallocate(i, c) => s.unallocated(TREE_PATHS[i], &agent(), &res(&format!("cpus:{c}"))),
+            }
+            let mut sorted = s.sort();
+            sorted.sort();
+            let active: Vec<String> = present.iter().filter(|(_, a)| **a).map(|(p, _)| p.to_string()).collect();
+            prop_assert_eq!(sorted, active);
+            prop_assert_eq!(s.count(), present.len());
+            for p in TREE_PATHS {
+                prop_assert_eq!(s.contains(p), present.contains_key(p));
+            }
+        }
+    }
+}
