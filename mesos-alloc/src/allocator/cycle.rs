@@ -126,6 +126,8 @@ pub(crate) struct Pending {
     role_client: ClientId,
     role: u32,
     fw_client: ClientId,
+    /// Where the framework was in its sorter's order (a hint for re-placing it).
+    fw_pos: usize,
     /// Its quantities, in `Scratch::pending_q`.
     q: std::ops::Range<usize>,
 }
@@ -385,7 +387,7 @@ impl HierarchicalAllocator {
                 && entry.is_none_or(|i| book.entries[i].limits.is_none())
                 && book.required_headroom.is_empty();
             let mut cache: Option<Cached> = None;
-            for fc in sorter.order() {
+            for (fw_pos, fc) in sorter.order().enumerate() {
                 let Some(&f) = roles[r as usize]
                     .as_ref()
                     .and_then(|x| x.fw_of_client.get(fc.index()))
@@ -486,6 +488,7 @@ impl HierarchicalAllocator {
                     role_client: rc,
                     role: r,
                     fw_client,
+                    fw_pos,
                     q: q_start..pending_q.len(),
                 });
                 let merge_into = if offer_at.is_empty() {
@@ -519,6 +522,7 @@ impl HierarchicalAllocator {
             role_sorter.change(p.role_client, q, 1, true);
             if let Some(s) = fw_sorters[p.role as usize].as_mut() {
                 s.change(p.fw_client, q, 1, true);
+                s.hint(p.fw_client, p.fw_pos);
             }
         }
         pending_q.clear();

@@ -173,6 +173,17 @@ impl DrfSorter {
         Some((key.share, key.count))
     }
 
+    /// Notes that `client` was seen at position `pos` of the sorted order (a hint for its
+    /// next re-placement; in a flat tree that is its place among the root's children).
+    pub(crate) fn hint(&mut self, client: ClientId, pos: usize) {
+        if let Some(&n) = self.tree.client_node.get(client.index()) {
+            if let (Some(node), Ok(pos)) = (self.tree.nodes.get_mut(n as usize), u32::try_from(pos))
+            {
+                node.hint = pos;
+            }
+        }
+    }
+
     /// Records an allocation given as scalar quantities, by handle.
     pub(crate) fn change(&mut self, client: ClientId, q: &[(Name, i64)], sign: i64, count: bool) {
         self.tree.change(client, q, sign, count);
@@ -234,13 +245,18 @@ impl DrfSorter {
         let parent = self.tree.nodes[n as usize].parent;
         let front_len = self.tree.nodes[parent as usize].n_front as usize;
         let old = self.key(n);
+        let hint = std::mem::replace(&mut self.tree.nodes[n as usize].hint, u32::MAX) as usize;
         let front = &self.tree.nodes[parent as usize].children[..front_len];
-        let pos = match front.binary_search_by(|&c| cmp_key(self.key(c), old)) {
-            Ok(p) if front[p] == n => p,
-            _ => match front.iter().position(|&c| c == n) {
-                Some(p) => p,
-                None => return,
-            },
+        let pos = if front.get(hint) == Some(&n) {
+            hint
+        } else {
+            match front.binary_search_by(|&c| cmp_key(self.key(c), old)) {
+                Ok(p) if front[p] == n => p,
+                _ => match front.iter().position(|&c| c == n) {
+                    Some(p) => p,
+                    None => return,
+                },
+            }
         };
         let share = self.tree.share(n);
         let count = self.tree.nodes[n as usize].count;

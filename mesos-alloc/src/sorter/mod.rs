@@ -112,6 +112,13 @@ impl AnySorter {
     pub(crate) fn set_total(&mut self, q: &[(Name, i64)]) {
         self.tree_mut().set_total(q);
     }
+    /// See [`DrfSorter::hint`]; the random sorter has no use for it.
+    pub(crate) fn hint(&mut self, client: ClientId, pos: usize) {
+        if let AnySorter::Drf(s) = self {
+            s.hint(client, pos);
+        }
+    }
+
     pub(crate) fn change(&mut self, client: ClientId, q: &[(Name, i64)], sign: i64, count: bool) {
         match self {
             AnySorter::Drf(s) => s.change(client, q, sign, count),

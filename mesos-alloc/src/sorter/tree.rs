@@ -57,6 +57,9 @@ pub(crate) struct Node {
     pub(crate) client: u32,
     /// The children changed since their ranks were computed.
     pub(crate) ranks_stale: bool,
+    /// Where the node probably sits among its siblings (a caller saw it there while
+    /// iterating), sparing the search when it is re-placed; checked before use.
+    pub(crate) hint: u32,
     /// Queued for re-placement at the next sort.
     pub(crate) stale: bool,
     pub(crate) live: bool,
@@ -141,6 +144,7 @@ impl Tree {
             alloc: Vec::new(),
             client: NONE,
             ranks_stale: false,
+            hint: NONE,
             stale: false,
             live: true,
         };
@@ -187,6 +191,7 @@ impl Tree {
             alloc: Vec::new(),
             client: NONE,
             ranks_stale: false,
+            hint: NONE,
             stale: false,
             live: true,
         };
