@@ -167,7 +167,7 @@ async fn kill_ends_in_killed_and_failures_say_why() {
     m.stream_opened().await;
     let fw = framework("fw-k");
 
-    let mut t = task("t-sleep", "fake-S0", "sleep 1000");
+    let mut t = task("t-sleep", "fake-S0", "sleep 300");
     t.kill_policy = Some(json!({"grace_period": {"nanoseconds": 200_000_000}}));
     launch_running(&mut m, &fw, t).await;
     m.command(AgentCommand::KillTask {
@@ -238,7 +238,7 @@ async fn kill_ends_in_killed_and_failures_say_why() {
     assert!(msg.contains("docker containerizer is not enabled"), "{msg}");
 
     // SHUTDOWN_FRAMEWORK kills its tasks and sends nothing more for them.
-    launch_running(&mut m, &fw, task("t-sleep2", "fake-S0", "sleep 1000")).await;
+    launch_running(&mut m, &fw, task("t-sleep2", "fake-S0", "sleep 300")).await;
     m.command(AgentCommand::ShutdownFramework {
         framework_id: fw.id.clone(),
     })
@@ -329,7 +329,7 @@ async fn unacknowledged_updates_survive_a_restart_and_vanished_tasks_are_reporte
     m.stream_opened().await;
     let fw = framework("fw-v");
     let pidfile = dir.join("victim.pid");
-    let cmd = format!("echo $$ > {}; exec sleep 1000", pidfile.display());
+    let cmd = format!("echo $$ > {}; exec sleep 300", pidfile.display());
     launch_running(&mut m, &fw, task("t-victim", "fake-S0", &cmd)).await;
     m.command(AgentCommand::RunTask {
         framework: fw.clone(),
@@ -398,7 +398,7 @@ async fn an_agent_the_master_forgot_registers_again_with_its_id_and_tasks() {
     m.registration().await;
     m.stream_opened().await;
     let fw = framework("fw-f");
-    launch_running(&mut m, &fw, task("t-f", "fake-S0", "sleep 1000")).await;
+    launch_running(&mut m, &fw, task("t-f", "fake-S0", "sleep 300")).await;
 
     m.forget();
     let reg = m.registration().await;
@@ -444,7 +444,7 @@ async fn equal_task_ids_of_two_frameworks_do_not_collide() {
     // The task sees its own id and framework (it exits, i.e. FAILS, otherwise).
     let cmd = |fw: &str| {
         format!(
-            "[ \"$MESOS_TASK_ID\" = same ] && [ \"$MESOS_FRAMEWORK_ID\" = {fw} ] && exec sleep 1000"
+            "[ \"$MESOS_TASK_ID\" = same ] && [ \"$MESOS_FRAMEWORK_ID\" = {fw} ] && exec sleep 300"
         )
     };
     launch_running(&mut m, &a, task("same", "fake-S0", &cmd("fw-a"))).await;
@@ -562,7 +562,7 @@ async fn health_checks_report_changes_and_kill_unhealthy_tasks() {
 
     // Healthy once the file `ok` exists in the sandbox (failures before that are within the
     // grace period); killed after 2 failures once it is gone.
-    let mut t = task("t-health", "fake-S0", "touch ok; exec sleep 1000");
+    let mut t = task("t-health", "fake-S0", "touch ok; exec sleep 300");
     t.health_check = Some(
         json!({"type": "COMMAND", "command": {"value": "test -f ok"},
         "delay_seconds": 0, "interval_seconds": 0.1, "timeout_seconds": 5,
@@ -595,7 +595,7 @@ async fn health_checks_report_changes_and_kill_unhealthy_tasks() {
     assert!(msg.contains("consecutive failed health checks"), "{msg}");
 
     // A check that cannot run where the task runs fails the launch with the reason.
-    let mut t = task("t-badcheck", "fake-S0", "sleep 1000");
+    let mut t = task("t-badcheck", "fake-S0", "sleep 300");
     t.health_check = Some(json!({"type": "HTTP", "http": {"port": 80, "scheme": "https"}}));
     m.command(AgentCommand::RunTask {
         framework: fw.clone(),
@@ -622,7 +622,7 @@ async fn finished_sandboxes_are_removed_after_the_gc_delay_and_live_ones_kept() 
     m.registration().await;
     m.stream_opened().await;
     let fw = framework("fw-gc");
-    launch_running(&mut m, &fw, task("t-live", "fake-S0", "sleep 1000")).await;
+    launch_running(&mut m, &fw, task("t-live", "fake-S0", "sleep 300")).await;
     launch_running(&mut m, &fw, task("t-done", "fake-S0", "true")).await;
     m.expect_and_ack(TaskState::Finished).await;
 

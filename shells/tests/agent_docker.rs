@@ -36,6 +36,7 @@ async fn docker_tasks_run_serve_ports_survive_a_restart_and_die_on_kill() {
     };
     let mut m = FakeMaster::start().await;
     let dir = work_dir("docker");
+    let _cleanup = ContainerCleanup(dir.clone());
     let mut cfg = config(&m.addr, dir.clone());
     cfg.containerizers = "mesos,docker".into();
     let agent = RunningAgent::start(cfg.clone()).await;
@@ -111,7 +112,42 @@ async fn docker_tasks_run_serve_ports_survive_a_restart_and_die_on_kill() {
     .await;
     m.expect_and_ack(TaskState::Killed).await;
     agent.stop().await;
+    drop(_cleanup);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Removes this test's containers even when an assertion fails: those labelled with the
+/// runtime instance the agent checkpointed in its work dir (unique per test run).
+struct ContainerCleanup(std::path::PathBuf);
+
+impl Drop for ContainerCleanup {
+    fn drop(&mut self) {
+        let Ok(cp) = std::fs::read_to_string(self.0.join("meta/agent.json")) else {
+            return;
+        };
+        let Some(instance) = serde_json::from_str::<serde_json::Value>(&cp)
+            .ok()
+            .and_then(|v| v["instance"].as_str().map(str::to_string))
+        else {
+            return;
+        };
+        let Ok(out) = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=mesos.instance={instance}"),
+            ])
+            .output()
+        else {
+            return;
+        };
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f", id])
+                .output();
+        }
+    }
 }
 
 fn glob_stdout(root: &std::path::Path, task: &str) -> Vec<std::path::PathBuf> {

@@ -37,7 +37,7 @@ async fn lxc_tasks_run_in_a_busybox_container_and_can_be_killed() {
     let done = m.expect_and_ack(TaskState::Finished).await;
     assert_eq!(done.task_id.as_str(), "l-echo");
 
-    let mut t = task("l-sleep", "fake-S0", "sleep 1000");
+    let mut t = task("l-sleep", "fake-S0", "sleep 300");
     t.container = Some(json!({"type": "LXC", "lxc": {"template": "busybox", "network": "NONE"}}));
     launch_running(&mut m, &fw, t).await;
     m.command(mesos_core::master::AgentCommand::KillTask {

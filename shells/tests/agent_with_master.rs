@@ -231,7 +231,7 @@ async fn killed_agent_tasks_become_unreachable_and_a_restart_recovers_them() {
             "resources": [
                 {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
                 {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
-            "command": {"value": format!("echo $$ > {}; exec sleep 1000", pidfile.display())}
+            "command": {"value": format!("echo $$ > {}; exec sleep 300", pidfile.display())}
         }]}}]}}))
         .await;
     sched.update_in("sleeper-1", "TASK_RUNNING").await;
