@@ -10,7 +10,7 @@
 //! - [`checkpoint`]: the atomic checkpoint under `<work_dir>/meta/`.
 //! - [`link`]: registration, the command stream and message sending (the agent <-> master protocol).
 //! - [`daemon`]: the one task that owns the state and `select!`s over its inputs.
-//! - [`http`]: `/state` and `/health`.
+//! - [`http`]: `/state`, `/health`, `/metrics/snapshot` and the sandbox `/files/*` endpoints.
 
 pub mod checkpoint;
 pub mod config;
@@ -66,7 +66,8 @@ pub enum AgentDaemonError {
     Server(std::io::Error),
 }
 
-/// Runs the agent until `shutdown` turns true: serves `/state` and `/health` on `listener`,
+/// Runs the agent until `shutdown` turns true: serves `/state`, `/health`, `/metrics/snapshot`
+/// and the sandbox `/files/*` endpoints on `listener`,
 /// recovers what a previous run checkpointed under the work directory, registers with the master
 /// (retrying with backoff while it is unreachable) and runs the tasks it sends.
 ///
