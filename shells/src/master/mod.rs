@@ -5,11 +5,13 @@
 //! - [`render`]: `/master/state`, metrics and the operator API's views.
 //! - [`store`]: the durable records (`<work_dir>/master.redb`).
 //! - `http`: the axum routes (scheduler API, agent protocol, read-only endpoints, web UI).
+//! - [`listener`]: the connection bound and `TCP_NODELAY`.
 //!
 //! Start it with [`run`] on a bound listener; tests pass `127.0.0.1:0`.
 
 pub mod driver;
 mod http;
+pub mod listener;
 pub mod render;
 pub mod store;
 pub mod v1;
@@ -456,6 +458,7 @@ pub async fn run(
     let driver_task = tokio::spawn(driver.run(rx, shutdown.clone()));
     let app = http::router(handle, Arc::new(info));
     let mut stop = shutdown.clone();
+    let listener = listener::LimitedListener::new(listener, listener::MAX_CONNECTIONS);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         while !*stop.borrow() {
             if stop.changed().await.is_err() {

@@ -96,6 +96,8 @@ pub struct Scheduler {
     pub framework_id: String,
     pub stream_id: String,
     events: mpsc::Receiver<Json>,
+    /// Events read by `wait_for` that did not match, for later waits.
+    pending: std::collections::VecDeque<Json>,
     reader: JoinHandle<()>,
 }
 
@@ -174,6 +176,7 @@ impl Scheduler {
             framework_id,
             stream_id,
             events,
+            pending: Default::default(),
             reader,
         }
     }
@@ -203,8 +206,15 @@ impl Scheduler {
         status
     }
 
-    /// The next non-heartbeat event, or None after `within`.
+    /// The next non-heartbeat event (one `wait_for` set aside first), or None after `within`.
     pub async fn next_event(&mut self, within: Duration) -> Option<Json> {
+        if let Some(e) = self.pending.pop_front() {
+            return Some(e);
+        }
+        self.recv(within).await
+    }
+
+    async fn recv(&mut self, within: Duration) -> Option<Json> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let e = tokio::time::timeout_at(deadline, self.events.recv())
@@ -216,19 +226,26 @@ impl Scheduler {
         }
     }
 
-    /// Waits for an event matching `pred`, acknowledging updates on the way.
+    /// Waits for an event matching `pred` (looking at events set aside first), acknowledging
+    /// updates as they arrive; events that do not match are kept for later waits.
     pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Json) -> bool) -> Json {
+        if let Some(i) = self.pending.iter().position(&pred) {
+            if let Some(e) = self.pending.remove(i) {
+                return e;
+            }
+        }
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let e = self
-                .next_event(left)
+                .recv(left)
                 .await
                 .unwrap_or_else(|| panic!("timed out waiting for {what}"));
             self.ack(&e).await;
             if pred(&e) {
                 return e;
             }
+            self.pending.push_back(e);
         }
     }
 
