@@ -524,7 +524,9 @@ proptest! {
 
 // ---- Structure under random adds and removes ------------------------------------------
 
-const TREE_PATHS: [&str; 9] = ["a", "a/b", "a/b/c", "a/d", "e", "e/f/g", "h", "a/b/c/x", "e/f"];
+const TREE_PATHS: [&str; 9] = [
+    "a", "a/b", "a/b/c", "a/d", "e", "e/f/g", "h", "a/b/c/x", "e/f",
+];
 
 #[derive(Clone, Debug)]
 enum TreeOp {
