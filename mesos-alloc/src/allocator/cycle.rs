@@ -378,7 +378,6 @@ impl HierarchicalAllocator {
                 continue;
             };
             sorter.prepare();
-            let role_name = role.name.clone();
             let role_arc = role.arc.clone();
             // Without reservations, limits or headroom to keep, the role may have the whole
             // agent: no copy is made until an offer is.
@@ -407,7 +406,7 @@ impl HierarchicalAllocator {
                         }
                     } else {
                         let avail = if agent.has_reservations {
-                            agent.available.allocatable_to(&role_name)
+                            agent.available.allocatable_to(&role_arc)
                         } else {
                             agent.available.clone()
                         };
@@ -504,7 +503,7 @@ impl HierarchicalAllocator {
                         }
                         offers.push(Allocation {
                             framework: fw_id,
-                            role: role_name.clone(),
+                            role: role_arc.to_string(),
                             agent: agent.id.clone(),
                             resources,
                         });
