@@ -285,6 +285,24 @@ impl StatusUpdateManager {
             .and_then(|s| s.pending.back())
     }
 
+    /// Drops every stream of a framework (it was shut down: nobody will acknowledge them).
+    /// Returns how many streams were dropped.
+    pub fn remove_framework(&mut self, framework: &FrameworkId) -> usize {
+        let keys: Vec<(FrameworkId, TaskId)> = self
+            .streams
+            .keys()
+            .filter(|(f, _)| f == framework)
+            .cloned()
+            .collect();
+        for key in &keys {
+            if let Some(due) = self.streams.remove(key).and_then(|s| s.next_send) {
+                self.timers.remove(&(due, key.0.clone(), key.1.clone()));
+            }
+        }
+        self.outputs.retain(|o| &o.framework != framework);
+        keys.len()
+    }
+
     /// Number of open streams.
     pub fn stream_count(&self) -> usize {
         self.streams.len()
@@ -435,6 +453,25 @@ mod tests {
             err.to_string(),
             "status update TASK_RUNNING for task `t` arrives after its terminal update"
         );
+    }
+
+    #[test]
+    fn removing_a_framework_drops_its_streams_and_timers() {
+        let mut m = StatusUpdateManager::new();
+        let (a, b) = (FrameworkId::new("a"), FrameworkId::new("b"));
+        m.update(Time::ZERO, a.clone(), st("t1", TaskState::Running, 1))
+            .unwrap();
+        m.update(Time::ZERO, a.clone(), st("t2", TaskState::Running, 2))
+            .unwrap();
+        m.update(Time::ZERO, b.clone(), st("t1", TaskState::Running, 3))
+            .unwrap();
+        assert_eq!(m.remove_framework(&a), 2);
+        let out = drain(&mut m);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].framework, b);
+        assert_eq!(m.stream_count(), 1);
+        m.handle_timeout(Time::from_secs(10));
+        assert!(drain(&mut m).iter().all(|f| f.framework == b));
     }
 
     #[test]
