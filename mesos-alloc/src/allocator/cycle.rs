@@ -253,6 +253,9 @@ impl HierarchicalAllocator {
             }
         }
         agents.shuffle(&mut self.rng);
+        // Busy clusters offer most agents every cycle; growing the vector by doubling would
+        // copy it and fault in fresh pages several times.
+        offers.reserve(agents.len());
         let use_memo = self.quotas.is_empty();
         for (i, &a) in agents.iter().enumerate() {
             if i % WARM_BATCH == 0 {
