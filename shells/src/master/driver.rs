@@ -9,6 +9,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -267,6 +269,8 @@ impl Drop for CloseGuard {
 pub struct EventBody {
     rx: mpsc::Receiver<Bytes>,
     heartbeat: Option<Interval>,
+    /// Set by the driver when the subscriber fell too far behind: end now, drop the backlog.
+    aborted: Arc<AtomicBool>,
     _guard: CloseGuard,
 }
 
@@ -274,6 +278,10 @@ impl Stream for EventBody {
     type Item = Result<Bytes, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.aborted.load(Ordering::Relaxed) {
+            self.rx.close();
+            return Poll::Ready(None);
+        }
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(b)) => return Poll::Ready(Some(Ok(b))),
             Poll::Ready(None) => return Poll::Ready(None),
@@ -294,6 +302,7 @@ struct FrameworkStream {
     stream_id: String,
     tx: mpsc::Sender<Bytes>,
     style: ResourceStyle,
+    aborted: Arc<AtomicBool>,
 }
 
 struct AgentStream {
@@ -322,6 +331,7 @@ pub struct Driver<A: Allocator> {
     agent_backlog: HashMap<AgentId, VecDeque<Bytes>>,
     next_conn: u64,
     pending_records: Vec<Record>,
+    slow: Vec<(FrameworkId, String)>,
     dropped_slow: u64,
 }
 
@@ -356,6 +366,7 @@ impl<A: Allocator + Send + 'static> Driver<A> {
             agent_backlog: HashMap::new(),
             next_conn: 0,
             pending_records: Vec::new(),
+            slow: Vec::new(),
             dropped_slow: 0,
         };
         (driver, MasterHandle { tx }, rx)
@@ -437,12 +448,14 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                             .map(|f| ResourceStyle::of(&f.info))
                             .unwrap_or_default();
                         tracing::info!(framework = %sub.framework_id, stream = %sub.stream_id, "framework subscribed");
+                        let aborted = Arc::new(AtomicBool::new(false));
                         self.framework_streams.insert(
                             sub.framework_id.clone(),
                             FrameworkStream {
                                 stream_id: sub.stream_id.clone(),
                                 tx,
                                 style,
+                                aborted: aborted.clone(),
                             },
                         );
                         self.last_closed_stream.remove(&sub.framework_id);
@@ -450,6 +463,7 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                         let body = EventBody {
                             rx,
                             heartbeat: Some(tokio::time::interval_at(Instant::now() + hb, hb)),
+                            aborted,
                             _guard: CloseGuard {
                                 tx: self.self_tx.clone(),
                                 input: Some(Input::StreamClosed {
@@ -557,6 +571,7 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                         Ok(EventBody {
                             rx,
                             heartbeat: None,
+                            aborted: Arc::new(AtomicBool::new(false)),
                             _guard: CloseGuard {
                                 tx: self.self_tx.clone(),
                                 input: Some(Input::AgentStreamClosed {
@@ -620,13 +635,17 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                         }
                     };
                     if let Err(e) = stream.tx.try_send(bytes) {
-                        // Too slow (or already gone): drop the subscriber. Its body ends, and
-                        // the close guard disconnects the framework.
+                        // Too slow (or already gone): drop the subscriber. Its body ends at its
+                        // next poll without sending the backlog, and the framework is
+                        // disconnected now rather than when the connection finally closes.
                         if matches!(e, mpsc::error::TrySendError::Full(_)) {
                             self.dropped_slow += 1;
                             tracing::warn!(framework = %fw, "subscriber too slow; closing its stream");
                         }
-                        self.framework_streams.remove(&fw);
+                        stream.aborted.store(true, Ordering::Relaxed);
+                        if let Some(stream) = self.framework_streams.remove(&fw) {
+                            self.slow.push((fw, stream.stream_id));
+                        }
                     }
                 }
                 Output::CloseStream {
@@ -650,6 +669,15 @@ impl<A: Allocator + Send + 'static> Driver<A> {
             if let Err(e) = self.store.append(&records) {
                 tracing::error!(error = %e, "cannot persist master records");
             }
+        }
+        if !self.slow.is_empty() {
+            let now = self.now();
+            for (fw, stream_id) in std::mem::take(&mut self.slow) {
+                self.last_closed_stream
+                    .insert(fw.clone(), stream_id.clone());
+                self.master.disconnect_framework(now, &fw, &stream_id);
+            }
+            self.drain();
         }
     }
 
@@ -688,5 +716,70 @@ impl<A: Allocator + Send + 'static> Driver<A> {
         while q.len() > AGENT_BACKLOG {
             q.pop_front();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::master::store::MemoryStore;
+    use futures::StreamExt;
+    use mesos_alloc::{AllocatorConfig, HierarchicalAllocator};
+    use mesos_core::ids::TaskId;
+    use mesos_core::master::MasterConfig;
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_dropped_and_disconnected() {
+        let now = wall_clock();
+        let master = Master::new(
+            MasterConfig::default(),
+            HierarchicalAllocator::new(AllocatorConfig::default()),
+            now,
+        );
+        let settings = DriverSettings {
+            heartbeat: Duration::from_secs(15),
+            flags: Vec::new(),
+        };
+        let (driver, handle, rx) =
+            Driver::new(master, Box::new(MemoryStore::default()), settings, now);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(driver.run(rx, stop_rx));
+        let info = FrameworkInfo {
+            user: "u".into(),
+            name: "slow".into(),
+            ..FrameworkInfo::default()
+        };
+        let sub = handle
+            .subscribe(None, info, Vec::new())
+            .await
+            .expect("driver")
+            .expect("subscribed");
+        let mut body = sub.body;
+        // Never read the stream; ask for more updates than it buffers.
+        let tasks = (0..FRAMEWORK_STREAM_CAPACITY + 100)
+            .map(|i| (TaskId::new(format!("t{i}")), None))
+            .collect();
+        handle
+            .call(
+                sub.framework_id.clone(),
+                sub.stream_id.clone(),
+                Call::Reconcile { tasks },
+            )
+            .await
+            .expect("driver")
+            .expect("accepted");
+        let metrics = handle.query(Query::Metrics).await.expect("driver");
+        assert_eq!(metrics["master/dropped_slow_subscribers"], 1.0);
+        assert_eq!(metrics["master/frameworks_connected"], 0.0);
+        let state = handle.query(Query::State).await.expect("driver");
+        assert_eq!(
+            state["completed_frameworks"][0]["id"],
+            sub.framework_id.as_str(),
+            "failover_timeout 0: the disconnected framework is removed"
+        );
+        // The body ends at once instead of delivering the backlog.
+        assert!(body.next().await.is_none());
+        let _ = stop.send(true);
+        task.await.expect("driver task");
     }
 }
