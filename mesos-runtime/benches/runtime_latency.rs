@@ -168,19 +168,47 @@ impl Bench {
         t1 - t0
     }
 
-    async fn raw_lxc(&self, i: usize) -> Duration {
-        let sb = self.sandbox("raw-lxc", i);
+    /// Raw `lxc-execute` with the adapter's config. With `same_cgroups`, LXC's cgroups go
+    /// below a cgroup made beforehand (outside the timing), exactly as the adapter places them;
+    /// without, LXC picks its default placement.
+    async fn raw_lxc(&self, i: usize, same_cgroups: bool) -> Duration {
+        let kind = if same_cgroups {
+            "raw-lxc-same"
+        } else {
+            "raw-lxc"
+        };
+        let sb = self.sandbox(kind, i);
         let armed = arm(&sb);
         let conf = sb.join("raw.conf");
         // The adapter's own config for the same kind of task, minus the lines that place LXC's
         // cgroups below the adapter's: the raw tool does the same work in the container.
         let template =
             std::fs::read_to_string(&self.lxc_template).expect("adapter config from the warm-up");
+        let name = format!("mesos-bench-{kind}-{}-{i}", std::process::id());
+        let ours = format!("mesos-rs-bench-raw/{name}");
+        let made: Vec<PathBuf> = if same_cgroups {
+            ["memory", "cpu", "cpuacct"]
+                .iter()
+                .map(|h| Path::new("/sys/fs/cgroup").join(h).join(&ours))
+                .inspect(|d| std::fs::create_dir_all(d).unwrap())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let text: String = template
             .lines()
             .filter(|l| !l.starts_with("lxc.cgroup.dir."))
+            .chain(if same_cgroups {
+                vec!["@monitor", "@payload"]
+            } else {
+                vec![]
+            })
             .map(|l| {
-                if l.starts_with("lxc.mount.entry") && l.contains("mnt/mesos/sandbox") {
+                if l == "@monitor" {
+                    format!("lxc.cgroup.dir.monitor = {ours}/monitor\n")
+                } else if l == "@payload" {
+                    format!("lxc.cgroup.dir.container = {ours}/payload\n")
+                } else if l.starts_with("lxc.mount.entry") && l.contains("mnt/mesos/sandbox") {
                     format!(
                         "lxc.mount.entry = {} mnt/mesos/sandbox none bind 0 0\n",
                         sb.display()
@@ -191,7 +219,6 @@ impl Bench {
             })
             .collect();
         std::fs::write(&conf, text).unwrap();
-        let name = format!("mesos-bench-raw-{}-{i}", std::process::id());
         let t0 = Instant::now();
         let mut child = tokio::process::Command::new("lxc-execute")
             .args(["-n", &name, "-f"])
@@ -217,6 +244,21 @@ impl Bench {
         {
             let _ = child.kill().await;
         }
+        // LXC leaves its cgroups in every hierarchy; remove them and ours (outside the timing).
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for sub in [
+                format!("{ours}/monitor"),
+                format!("{ours}/payload"),
+                ours.clone(),
+            ] {
+                let _ = std::fs::remove_dir(h.path().join(sub));
+            }
+        }
+        drop(made);
         t1 - t0
     }
 }
@@ -352,25 +394,41 @@ async fn main() {
             bench
                 .adapter(&rt, "warm-lxc", 0, ContainerInfo::Lxc(LxcInfo::busybox()))
                 .await;
-            bench.raw_lxc(usize::MAX).await;
+            bench.raw_lxc(usize::MAX, false).await;
+            bench.raw_lxc(usize::MAX, true).await;
+            let mut same = Vec::new();
             for i in 0..bench.runs {
                 a.push(
                     bench
                         .adapter(&rt, "lxc", i, ContainerInfo::Lxc(LxcInfo::busybox()))
                         .await,
                 );
-                r.push(bench.raw_lxc(i).await);
+                r.push(bench.raw_lxc(i, false).await);
+                same.push(bench.raw_lxc(i, true).await);
             }
             progress(
                 &mut pairs,
                 (
                     Stats {
                         name: "LxcRuntime (lxc-execute + cgroup + checkpoint)".into(),
+                        samples: a.clone(),
+                    },
+                    Stats {
+                        name: "`lxc-execute`, LXC's default cgroup placement".into(),
+                        samples: r,
+                    },
+                ),
+            );
+            progress(
+                &mut pairs,
+                (
+                    Stats {
+                        name: "LxcRuntime (same samples)".into(),
                         samples: a,
                     },
                     Stats {
-                        name: "`lxc-execute`".into(),
-                        samples: r,
+                        name: "`lxc-execute`, adapter's config and cgroup placement".into(),
+                        samples: same,
                     },
                 ),
             );
