@@ -395,7 +395,9 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                 let at = match deadline {
                     Some(d) => {
                         let now = self.now();
-                        Instant::now() + d.saturating_duration_since(now)
+                        // Capped: a far deadline (a long failover timeout) just fires early,
+                        // which the core tolerates, and the timer is re-armed.
+                        Instant::now() + d.saturating_duration_since(now).min(far)
                     }
                     None => Instant::now() + far,
                 };
