@@ -729,3 +729,23 @@ fn bags_round_trip_reserved_and_custom_resources() {
     );
     assert_eq!(a.total(&aid("s1")).unwrap(), res(total));
 }
+
+#[test]
+fn resources_handed_back_without_a_role_are_matched_to_the_role_holding_them() {
+    let mut a = new_alloc();
+    add_fw(&mut a, "f1", &["r1", "r2"]);
+    a.suppress(&fid("f1"), &["r1".into()]).unwrap();
+    add_agent(&mut a, "s1", "cpus:2;mem:1024");
+    let o = one(a.allocate(t(0.0)));
+    assert_eq!(o.role, "r2");
+    // A task's resources as a framework might send them: no allocation role.
+    a.recover_resources(t(1.0), &fid("f1"), &aid("s1"), &res("cpus:1;mem:512"), None)
+        .unwrap();
+    assert_eq!(a.available(&aid("s1")).unwrap(), res("cpus:1;mem:512"));
+    // More than it holds in any role is refused, and nothing changes.
+    assert!(matches!(
+        a.recover_resources(t(1.0), &fid("f1"), &aid("s1"), &res("cpus:2"), None),
+        Err(AllocatorError::ExceedsAgent { .. })
+    ));
+    assert_eq!(a.available(&aid("s1")).unwrap(), res("cpus:1;mem:512"));
+}

@@ -603,26 +603,55 @@ impl HierarchicalAllocator {
     ) -> Result<Vec<(u32, Bag)>, AllocatorError> {
         let fw = self.fw(f);
         let agent = self.agents[a as usize].as_ref().expect("live agent");
-        let names: Vec<String> = fw.roles.iter().map(|e| e.name.clone()).collect();
-        let groups = Self::group_by_role(&names, res)?;
-        let mut out = Vec::new();
-        for (role, part) in groups {
-            let part = Bag::from_resources(&part);
-            let held = fw.roles.iter().find(|e| e.name == role).and_then(|e| {
-                agent
-                    .allocations
+        let exceeds = || AllocatorError::ExceedsAgent {
+            agent: agent.id.clone(),
+            resources: res.to_string(),
+        };
+        // What the framework holds here, per role slot.
+        let held: Vec<(u32, &Bag)> = agent
+            .allocations
+            .iter()
+            .filter(|(x, _, _)| *x == f)
+            .map(|(_, r, bag)| (*r, bag))
+            .collect();
+        let mut out: Vec<(u32, Bag)> = Vec::new();
+        for e in res {
+            // An entry names its role (offers and tasks of MULTI_ROLE frameworks do); without
+            // one it belongs to the framework's only role, or else to the first role holding it.
+            let r = match &e.allocation_role {
+                Some(role) => fw
+                    .roles
                     .iter()
-                    .find(|(x, y, _)| *x == f && *y == e.role)
-                    .map(|(_, r, res)| (*r, res))
-            });
-            match held {
-                Some((r, held)) if held.contains(&part) => out.push((r, part)),
-                _ => {
-                    return Err(AllocatorError::ExceedsAgent {
-                        agent: agent.id.clone(),
-                        resources: res.to_string(),
-                    })
+                    .find(|x| *x.name == **role)
+                    .map(|x| x.role)
+                    .ok_or_else(exceeds)?,
+                None if fw.roles.len() == 1 => fw.roles[0].role,
+                None => {
+                    let one = Bag::from_resources(&Resources::from(e.clone()));
+                    held.iter()
+                        .find(|(r, bag)| {
+                            let mut want = out
+                                .iter()
+                                .find(|(x, _)| x == r)
+                                .map(|(_, b)| b.clone())
+                                .unwrap_or_default();
+                            want.add(&one);
+                            bag.contains(&want)
+                        })
+                        .map(|(r, _)| *r)
+                        .ok_or_else(exceeds)?
                 }
+            };
+            let one = Bag::from_resources(&Resources::from(e.clone()));
+            match out.iter_mut().find(|(x, _)| *x == r) {
+                Some((_, bag)) => bag.add(&one),
+                None => out.push((r, one)),
+            }
+        }
+        for (r, part) in &out {
+            match held.iter().find(|(x, _)| x == r) {
+                Some((_, bag)) if bag.contains(part) => {}
+                _ => return Err(exceeds()),
             }
         }
         Ok(out)
