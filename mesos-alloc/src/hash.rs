@@ -1,8 +1,10 @@
 //! A small multiplicative hasher for the allocator's integer-keyed maps.
 //!
-//! The hot loops look up filters and allocations by dense `u32` indices; SipHash's DoS
-//! resistance buys nothing there (the keys are our own indices, never client input) and costs
-//! several times more than the lookup itself. Maps keyed by client-given ids keep std's hasher.
+//! The hot loops look up filters and allocations by dense `u32` indices, where SipHash costs
+//! several times more than the lookup itself. It is also used for the id and role maps: std's
+//! `RandomState` seeds itself from the operating system, and this crate draws no randomness
+//! it was not given (every map here is only looked up, or iterated where order does not
+//! matter, so results never depend on a hasher).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};

@@ -11,7 +11,7 @@
 //! copies of the sorted lists taken before the agent's offers, so deferring the updates gives
 //! the same order while letting the loops read the sorters in place.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use std::sync::Arc;
 
@@ -147,7 +147,7 @@ impl HierarchicalAllocator {
         if self.quotas.is_empty() {
             return book;
         }
-        let mut by_top: HashMap<&str, usize> = HashMap::new();
+        let mut by_top: FxHashMap<&str, usize> = FxHashMap::default();
         for (name, quota) in &self.quotas {
             by_top.insert(name.as_str(), book.entries.len());
             let limits = if quota.limits.is_empty() {

@@ -18,7 +18,7 @@ mod qty;
 mod state;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use mesos_core::time::Time;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::hash::FxHashMap;
 use crate::sorter::{AnySorter, SorterKind};
 
 use self::bag::Bag;
@@ -116,15 +117,15 @@ pub struct HierarchicalAllocator {
     pub(crate) min_allocatable: Vec<Qty>,
 
     pub(crate) agents: Vec<Option<AgentState>>,
-    agent_index: HashMap<AgentId, u32>,
+    agent_index: FxHashMap<AgentId, u32>,
     free_agents: Vec<u32>,
 
     pub(crate) frameworks: Vec<Option<FrameworkState>>,
-    framework_index: HashMap<FrameworkId, u32>,
+    framework_index: FxHashMap<FrameworkId, u32>,
     free_frameworks: Vec<u32>,
 
     pub(crate) roles: Vec<Option<RoleState>>,
-    role_index: HashMap<String, u32>,
+    role_index: FxHashMap<String, u32>,
     free_roles: Vec<u32>,
     /// Role sorter client id -> role slot.
     pub(crate) role_of_client: Vec<u32>,
@@ -132,10 +133,10 @@ pub struct HierarchicalAllocator {
     /// Framework sorter per role slot (kept beside `roles` so both can be borrowed at once).
     pub(crate) fw_sorters: Vec<Option<AnySorter>>,
 
-    weights: HashMap<String, f64>,
-    pub(crate) quotas: HashMap<String, Quota>,
+    weights: FxHashMap<String, f64>,
+    pub(crate) quotas: BTreeMap<String, Quota>,
     /// Scalars reserved to each role (exact reservation role), over all agents.
-    pub(crate) reserved_by_role: HashMap<String, Qty>,
+    pub(crate) reserved_by_role: BTreeMap<String, Qty>,
 
     /// The pool every sorter measures shares against: all agents' scalars.
     pub(crate) cluster_total: Qty,
@@ -170,20 +171,20 @@ impl HierarchicalAllocator {
             rng,
             min_allocatable,
             agents: Vec::new(),
-            agent_index: HashMap::new(),
+            agent_index: FxHashMap::default(),
             free_agents: Vec::new(),
             frameworks: Vec::new(),
-            framework_index: HashMap::new(),
+            framework_index: FxHashMap::default(),
             free_frameworks: Vec::new(),
             roles: Vec::new(),
-            role_index: HashMap::new(),
+            role_index: FxHashMap::default(),
             free_roles: Vec::new(),
             role_of_client: Vec::new(),
             role_sorter,
             fw_sorters: Vec::new(),
-            weights: HashMap::new(),
-            quotas: HashMap::new(),
-            reserved_by_role: HashMap::new(),
+            weights: FxHashMap::default(),
+            quotas: BTreeMap::new(),
+            reserved_by_role: BTreeMap::new(),
             cluster_total: Qty::new(),
             total_version: 0,
             sorters_version: 0,

@@ -11,8 +11,6 @@
 //! Nodes live in an arena indexed by `u32` and clients get stable [`ClientId`]s, so the
 //! allocator's hot loop handles integers, never strings.
 
-use std::collections::HashMap;
-
 use mesos_core::ids::AgentId;
 use mesos_core::resources::{Name, Resources, Scalar, Value};
 
@@ -97,9 +95,9 @@ pub(crate) struct Tree {
     /// Client id -> leaf node (`NONE` for a free id).
     pub(crate) client_node: Vec<u32>,
     free_clients: Vec<u32>,
-    client_by_path: HashMap<Box<str>, u32>,
-    node_by_path: HashMap<Box<str>, u32>,
-    weights: HashMap<String, f64>,
+    client_by_path: FxHashMap<Box<str>, u32>,
+    node_by_path: FxHashMap<Box<str>, u32>,
+    weights: FxHashMap<String, f64>,
     /// Resource names seen so far; slot `i` of every `alloc` vector is `names[i]`.
     names: Vec<Name>,
     total: Vec<i64>,
@@ -153,9 +151,9 @@ impl Tree {
             free_nodes: Vec::new(),
             client_node: Vec::new(),
             free_clients: Vec::new(),
-            client_by_path: HashMap::new(),
-            node_by_path: HashMap::new(),
-            weights: HashMap::new(),
+            client_by_path: FxHashMap::default(),
+            node_by_path: FxHashMap::default(),
+            weights: FxHashMap::default(),
             names: Vec::new(),
             total: Vec::new(),
             total_f: Vec::new(),
