@@ -118,7 +118,7 @@ impl QuotaBook {
 }
 
 /// Agents warmed at a time (see `HierarchicalAllocator::warm`).
-const WARM_BATCH: usize = 16;
+const WARM_BATCH: usize = 32;
 
 /// A sorter update deferred to the end of the agent.
 #[derive(Debug)]
