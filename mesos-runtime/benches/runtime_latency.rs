@@ -322,16 +322,30 @@ async fn main() {
 
     if wanted("process") {
         let rt = ProcessRuntime::new(ProcessConfig::new(root.join("ckpt-process")));
-        let (mut a, mut r) = (Vec::new(), Vec::new());
+        // The same runtime without cgroups, to show what the cgroup (and the fork its
+        // pre-exec join forces instead of posix_spawn) costs.
+        let mut no_cg_config = ProcessConfig::new(root.join("ckpt-process-nocg"));
+        no_cg_config.cgroups = false;
+        let no_cg = ProcessRuntime::new(no_cg_config);
+        let (mut a, mut r, mut n) = (Vec::new(), Vec::new(), Vec::new());
         // One untimed warm-up each (page cache, first cgroup creation).
         bench
             .adapter(&rt, "warm-process", 0, ContainerInfo::Mesos)
             .await;
+        bench
+            .adapter(&no_cg, "warm-process-nocg", 0, ContainerInfo::Mesos)
+            .await;
         bench.raw_process(usize::MAX).await;
         for i in 0..bench.runs {
             a.push(bench.adapter(&rt, "process", i, ContainerInfo::Mesos).await);
+            n.push(
+                bench
+                    .adapter(&no_cg, "process-nocg", i, ContainerInfo::Mesos)
+                    .await,
+            );
             r.push(bench.raw_process(i).await);
         }
+        let raw = r.clone();
         progress(
             &mut pairs,
             (
@@ -342,6 +356,19 @@ async fn main() {
                 Stats {
                     name: "`sh -c` spawn".into(),
                     samples: r,
+                },
+            ),
+        );
+        progress(
+            &mut pairs,
+            (
+                Stats {
+                    name: "ProcessRuntime, cgroups off".into(),
+                    samples: n,
+                },
+                Stats {
+                    name: "`sh -c` spawn (same samples)".into(),
+                    samples: raw,
                 },
             ),
         );
