@@ -73,6 +73,7 @@ fn unreserved_drf_offers_each_new_agent_to_the_lowest_share() {
     add_agent(&mut a, "s1", "cpus:2;mem:1024;disk:0");
     add_fw(&mut a, "f1", &["role1"]);
     // s1 goes to f1, the only framework.
+    assert_eq!(a.agent_info(&aid("s1")).map(|(h, _)| h), Some("host"));
     let o = one(a.allocate(t(0.0)));
     assert_eq!((o.framework.as_str(), o.role.as_str()), ("f1", "role1"));
     assert_eq!(o.resources, res("cpus:2;mem:1024").allocate("role1"));

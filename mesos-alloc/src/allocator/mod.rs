@@ -237,6 +237,15 @@ impl HierarchicalAllocator {
         Some(a.available.to_resources(None))
     }
 
+    /// An agent's hostname and attributes, as given to `add_agent`.
+    pub fn agent_info(
+        &self,
+        agent: &AgentId,
+    ) -> Option<(&str, &mesos_core::attributes::Attributes)> {
+        let a = self.agent(agent).ok()?;
+        Some((a.hostname.as_str(), &a.attributes))
+    }
+
     /// An agent's total.
     pub fn total(&self, agent: &AgentId) -> Option<Resources> {
         let a = self.agent(agent).ok()?;

@@ -19,9 +19,8 @@ pub(crate) const NEVER: (u64, u64) = (u64::MAX, u64::MAX);
 #[derive(Debug)]
 pub(crate) struct AgentState {
     pub(crate) id: AgentId,
-    #[allow(dead_code)]
+    /// Kept for whitelists and offer constraints (neither implemented yet) and for callers.
     pub(crate) hostname: String,
-    #[allow(dead_code)]
     pub(crate) attributes: Attributes,
     /// What is neither offered nor allocated. (The total is `available` plus every
     /// allocation; it is not stored twice.)
