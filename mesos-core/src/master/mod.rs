@@ -48,7 +48,7 @@ pub struct Task {
     /// The uuid of that update.
     pub status_update_uuid: Option<StatusUuid>,
     /// The latest status.
-    pub latest_status: Option<TaskStatus>,
+    pub latest_status: Option<Box<TaskStatus>>,
     /// Every state change with its time.
     pub statuses: Vec<StatusEntry>,
     /// True once its resources went back to the allocator.
@@ -93,9 +93,9 @@ pub struct Framework {
     /// When its scheduler disconnected or it was removed.
     pub unregistered_time: Option<Time>,
     /// Its tasks that are not terminal-and-acknowledged.
-    pub tasks: BTreeMap<TaskId, Task>,
+    pub tasks: BTreeMap<TaskId, Box<Task>>,
     /// Its finished tasks, newest last, bounded.
-    pub completed_tasks: VecDeque<Task>,
+    pub completed_tasks: VecDeque<Box<Task>>,
     /// Its outstanding offers.
     pub offers: BTreeSet<OfferId>,
     failover_deadline: Option<Time>,
@@ -167,6 +167,11 @@ pub struct MasterCounters {
     pub agent_registrations: u64,
     /// Agents that reregistered.
     pub agent_reregistrations: u64,
+    /// Tasks that reached each terminal state (counted once per task, not capped like the
+    /// completed-task lists).
+    pub tasks_terminal: BTreeMap<TaskState, u64>,
+    /// Tasks given up as LOST that came back with their agent.
+    pub tasks_revived: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -747,6 +752,11 @@ impl<A: Allocator> Master<A> {
             }
             if !task.state.state().is_terminal() {
                 let _ = task.state.apply(TaskState::Killed);
+                *self
+                    .counters
+                    .tasks_terminal
+                    .entry(TaskState::Killed)
+                    .or_default() += 1;
                 task.statuses.push(StatusEntry {
                     state: TaskState::Killed,
                     timestamp: now,
@@ -1155,8 +1165,11 @@ impl<A: Allocator> Master<A> {
             id: framework.clone(),
             info: f.info.clone(),
         };
+        let mut info = task.clone();
+        // Kept as long as the task lives: no spare capacity.
+        info.resources.shrink_to_fit();
         let record = Task {
-            info: task.clone(),
+            info,
             framework_id: framework.clone(),
             role: role.to_string(),
             state: TaskStateMachine::new(),
@@ -1170,7 +1183,7 @@ impl<A: Allocator> Master<A> {
             released: false,
             unreachable_time: None,
         };
-        f.tasks.insert(task.task_id.clone(), record);
+        f.tasks.insert(task.task_id.clone(), Box::new(record));
         if let Some(a) = self.agents.get_mut(&agent_id) {
             a.tasks.insert((framework.clone(), task.task_id.clone()));
         }
@@ -1285,7 +1298,7 @@ impl<A: Allocator> Master<A> {
         };
         let partition_aware = f.info.partition_aware();
         let mut replies: Vec<TaskStatus> = Vec::new();
-        let latest = |t: &Task| {
+        let latest = |t: &Box<Task>| {
             let mut s = TaskStatus::new(
                 t.id().clone(),
                 t.status_update_state.unwrap_or(t.state.state()),
@@ -1473,25 +1486,46 @@ impl<A: Allocator> Master<A> {
                 continue;
             };
             let connected = f.connected;
-            let entry = f.tasks.entry(task_id.clone()).or_insert_with(|| Task {
-                info: rt.task.clone(),
-                framework_id: fw.clone(),
-                role: rt
-                    .task
-                    .resources
-                    .iter()
-                    .find_map(|r| r.allocation_role.as_deref().map(str::to_string))
-                    .unwrap_or_else(|| "*".into()),
-                state: TaskStateMachine::with_state(rt.state),
-                status_update_state: None,
-                status_update_uuid: None,
-                latest_status: None,
-                statuses: vec![StatusEntry {
-                    state: rt.state,
-                    timestamp: now,
-                }],
-                released: rt.state.releases_resources(),
-                unreachable_time: None,
+            // A task the master gave up on (LOST while its agent was unreachable) comes back
+            // when the agent does, as in Mesos' non-strict registry: move it out of the
+            // completed tasks instead of listing it twice.
+            if !f.tasks.contains_key(task_id) {
+                if let Some(pos) = f.completed_tasks.iter().position(|t| t.id() == task_id) {
+                    if let Some(mut old) = f.completed_tasks.remove(pos) {
+                        old.state = TaskStateMachine::with_state(rt.state);
+                        old.statuses.push(StatusEntry {
+                            state: rt.state,
+                            timestamp: now,
+                        });
+                        old.released = rt.state.releases_resources();
+                        old.status_update_state = None;
+                        old.status_update_uuid = None;
+                        f.tasks.insert(task_id.clone(), old);
+                        self.counters.tasks_revived += 1;
+                    }
+                }
+            }
+            let entry = f.tasks.entry(task_id.clone()).or_insert_with(|| {
+                Box::new(Task {
+                    info: rt.task.clone(),
+                    framework_id: fw.clone(),
+                    role: rt
+                        .task
+                        .resources
+                        .iter()
+                        .find_map(|r| r.allocation_role.as_deref().map(str::to_string))
+                        .unwrap_or_else(|| "*".into()),
+                    state: TaskStateMachine::with_state(rt.state),
+                    status_update_state: None,
+                    status_update_uuid: None,
+                    latest_status: None,
+                    statuses: vec![StatusEntry {
+                        state: rt.state,
+                        timestamp: now,
+                    }],
+                    released: rt.state.releases_resources(),
+                    unreachable_time: None,
+                })
             });
             let changed = entry.state.state() != rt.state;
             if changed && entry.state.apply(rt.state).is_ok() {
@@ -1583,6 +1617,9 @@ impl<A: Allocator> Master<A> {
             return;
         };
         let agent = task.agent_id().clone();
+        if !task.state.state().is_terminal() && state.is_terminal() {
+            *self.counters.tasks_terminal.entry(state).or_default() += 1;
+        }
         let _ = task.state.apply(state);
         task.statuses.push(StatusEntry {
             state,
@@ -1710,7 +1747,9 @@ impl<A: Allocator> Master<A> {
         self.counters.valid_status_updates += 1;
         let connected = f.connected;
         let mut release: Option<Resources> = None;
+        let mut became_terminal = false;
         if let Some(task) = f.tasks.get_mut(&status.task_id) {
+            became_terminal = !task.state.state().is_terminal() && status.state.is_terminal();
             if task.state.apply(status.state).is_ok()
                 && task.statuses.last().map(|s| s.state) != Some(status.state)
             {
@@ -1721,11 +1760,18 @@ impl<A: Allocator> Master<A> {
             }
             task.status_update_state = Some(status.state);
             task.status_update_uuid = status.uuid;
-            task.latest_status = Some(status.clone());
+            task.latest_status = Some(Box::new(status.clone()));
             if status.state.releases_resources() && !task.released {
                 task.released = true;
                 release = Some(task.info.resources.clone());
             }
+        }
+        if became_terminal {
+            *self
+                .counters
+                .tasks_terminal
+                .entry(status.state)
+                .or_default() += 1;
         }
         if let Some(res) = release {
             let _ = self
@@ -1785,10 +1831,10 @@ impl<A: Allocator> Master<A> {
     /// The agent stopped answering: its tasks become UNREACHABLE (partition-aware frameworks)
     /// or LOST, its offers are rescinded, and every framework gets a FAILURE event.
     fn mark_unreachable(&mut self, now: Time, id: &AgentId) {
-        self.counters.agents_unreachable += 1;
         let Some(agent) = self.agents.get(id) else {
             return;
         };
+        self.counters.agents_unreachable += 1;
         let offers: Vec<OfferId> = agent.offers.iter().cloned().collect();
         let tasks: Vec<(FrameworkId, TaskId)> = agent.tasks.iter().cloned().collect();
         for o in offers {

@@ -1073,3 +1073,116 @@ fn same_seed_same_outputs() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_lost_task_that_comes_back_with_its_agent_is_listed_once() {
+    let mut h = Harness::new();
+    let s = h.subscribe("plain", &[], 1000.0);
+    let agent = h.agent("host1", "cpus:2;mem:256");
+    let offer = offers_of(&h.tick(1)).remove(0);
+    launch(&mut h, &s, &offer, vec![task("t1", &agent, "cpus:1")]);
+    h.m.handle_agent(
+        h.now,
+        &agent,
+        update_msg(&s.framework_id, "t1", TaskState::Running, 1),
+    )
+    .unwrap();
+    h.drain();
+    for _ in 0..6 {
+        h.tick(15);
+    }
+    let f = h.m.framework(&s.framework_id).unwrap();
+    assert!(f.tasks.is_empty());
+    assert_eq!(f.completed_tasks.len(), 1);
+    assert_eq!(
+        h.m.counters().tasks_terminal.get(&TaskState::Lost),
+        Some(&1)
+    );
+
+    let info = f.info.clone();
+    let t = f.completed_tasks[0].info.clone();
+    let reported = ReportedTask {
+        framework: FrameworkRef {
+            id: s.framework_id.clone(),
+            info,
+        },
+        task: t,
+        state: TaskState::Running,
+    };
+    h.m.register_agent(
+        h.now,
+        registration(
+            Some(agent.clone()),
+            "host1",
+            "cpus:2;mem:256",
+            vec![reported],
+        ),
+    )
+    .unwrap();
+    let ups = updates_of(&h.drain());
+    assert_eq!(ups.len(), 1);
+    assert_eq!(ups[0].state, TaskState::Running);
+    let f = h.m.framework(&s.framework_id).unwrap();
+    assert_eq!(f.tasks.len(), 1);
+    assert!(
+        f.completed_tasks.is_empty(),
+        "listed twice: {:?}",
+        f.completed_tasks
+    );
+    let statuses: Vec<TaskState> = f.tasks[&TaskId::new("t1")]
+        .statuses
+        .iter()
+        .map(|e| e.state)
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            TaskState::Staging,
+            TaskState::Running,
+            TaskState::Lost,
+            TaskState::Running
+        ]
+    );
+    assert_eq!(h.m.counters().tasks_revived, 1);
+    assert_eq!(
+        h.m.used_on(h.m.agent(&agent).unwrap()),
+        Resources::parse("cpus:1").unwrap().allocate("*")
+    );
+}
+
+#[test]
+fn terminal_states_are_counted_once_per_task() {
+    let mut h = Harness::new();
+    let s = h.subscribe("fw", &[], 100.0);
+    let agent = h.agent("host1", "cpus:2;mem:256");
+    let offer = offers_of(&h.tick(1)).remove(0);
+    launch(
+        &mut h,
+        &s,
+        &offer,
+        vec![task("a", &agent, "cpus:1"), task("b", &agent, "cpus:0.5")],
+    );
+    h.m.handle_agent(
+        h.now,
+        &agent,
+        update_msg(&s.framework_id, "a", TaskState::Finished, 1),
+    )
+    .unwrap();
+    // A retried (duplicate) terminal update does not count again.
+    h.m.handle_agent(
+        h.now,
+        &agent,
+        update_msg(&s.framework_id, "a", TaskState::Finished, 1),
+    )
+    .unwrap();
+    h.m.handle_agent(
+        h.now,
+        &agent,
+        update_msg(&s.framework_id, "b", TaskState::Failed, 2),
+    )
+    .unwrap();
+    let c = &h.m.counters().tasks_terminal;
+    assert_eq!(c.get(&TaskState::Finished), Some(&1));
+    assert_eq!(c.get(&TaskState::Failed), Some(&1));
+    assert_eq!(c.get(&TaskState::Lost), None);
+}

@@ -79,6 +79,11 @@ impl Resources {
         )
     }
 
+    /// Releases spare capacity (for values kept for a long time, like a task's resources).
+    pub fn shrink_to_fit(&mut self) {
+        self.entries.shrink_to_fit();
+    }
+
     /// The entries.
     pub fn iter(&self) -> std::slice::Iter<'_, Resource> {
         self.entries.iter()

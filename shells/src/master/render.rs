@@ -179,6 +179,7 @@ fn framework_state_json<A: Allocator>(m: &Master<A>, f: &Framework) -> Json {
     let (tasks, unreachable): (Vec<&Task>, Vec<&Task>) = f
         .tasks
         .values()
+        .map(|t| &**t)
         .partition(|t| t.state.state() != TaskState::Unreachable);
     let style = ResourceStyle::of(info);
     let offers: Vec<Json> = m
@@ -255,7 +256,12 @@ fn framework_state_json<A: Allocator>(m: &Master<A>, f: &Framework) -> Json {
     );
     j.insert(
         "completed_tasks".into(),
-        Json::Array(f.completed_tasks.iter().map(task_state_json).collect()),
+        Json::Array(
+            f.completed_tasks
+                .iter()
+                .map(|t| task_state_json(t))
+                .collect(),
+        ),
     );
     j.insert("offers".into(), Json::Array(offers));
     j.insert("executors".into(), json!([]));
@@ -402,14 +408,17 @@ pub fn metrics<A: Allocator>(m: &Master<A>, ctx: &RenderContext<'_>) -> Json {
     put("slaves_disconnected", agents.len() as f64 - active);
     put("slaves_unreachable", m.unreachable_agents().count() as f64);
     let counts = count_states(m);
+    let c = m.counters();
     for state in TaskState::ALL {
         let name = state.as_str().trim_start_matches("TASK_").to_lowercase();
-        put(
-            &format!("tasks_{name}"),
-            counts.get(state).copied().unwrap_or(0) as f64,
-        );
+        // As in Mesos: terminal states are counters since start, the others are gauges.
+        let n = if state.is_terminal() {
+            c.tasks_terminal.get(state).copied().unwrap_or(0)
+        } else {
+            counts.get(state).copied().unwrap_or(0)
+        };
+        put(&format!("tasks_{name}"), n as f64);
     }
-    let c = m.counters();
     put("outstanding_offers", m.offers().count() as f64);
     put("offers_sent", c.offers_sent as f64);
     put("offers_accepted", c.offers_accepted as f64);
@@ -585,7 +594,7 @@ fn get_tasks<A: Allocator>(m: &Master<A>) -> Json {
                 tasks.push(task_v1(t));
             }
         }
-        completed.extend(f.completed_tasks.iter().map(task_v1));
+        completed.extend(f.completed_tasks.iter().map(|t| task_v1(t)));
     }
     json!({
         "pending_tasks": [],
