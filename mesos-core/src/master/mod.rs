@@ -1298,7 +1298,7 @@ impl<A: Allocator> Master<A> {
         };
         let partition_aware = f.info.partition_aware();
         let mut replies: Vec<TaskStatus> = Vec::new();
-        let latest = |t: &Box<Task>| {
+        let latest = |t: &Task| {
             let mut s = TaskStatus::new(
                 t.id().clone(),
                 t.status_update_state.unwrap_or(t.state.state()),
@@ -1313,7 +1313,7 @@ impl<A: Allocator> Master<A> {
             s
         };
         if tasks.is_empty() {
-            replies.extend(f.tasks.values().map(latest));
+            replies.extend(f.tasks.values().map(|t| latest(t)));
         } else {
             for (task_id, agent_id) in tasks {
                 if let Some(t) = f.tasks.get(&task_id) {
