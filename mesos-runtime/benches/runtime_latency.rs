@@ -466,4 +466,11 @@ async fn main() {
 
     report(&pairs);
     let _ = std::fs::remove_dir_all(&root);
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(h.path().join("mesos-rs-bench-raw"));
+    }
 }

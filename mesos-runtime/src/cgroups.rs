@@ -181,27 +181,28 @@ impl Cgroups {
         format!("{}/{name}", self.parent)
     }
 
-    /// Creates the cgroup `name` and, if `apply_limits`, writes the limits into it. With
-    /// `nested`, the cgroup will hold child cgroups rather than processes (v2 then delegates
-    /// the controllers to them).
+    /// The cgroup `name`, with a stale one of that name (an earlier container's, left by a
+    /// crash) removed: it would carry its OOM count and peak memory over. One with processes
+    /// in it cannot be removed and stays.
+    pub(crate) fn stale_cleared(&self, name: &str) -> Cgroup {
+        let cg = self.cgroup(name);
+        if cg.exists() {
+            cg.remove_dirs();
+        }
+        cg
+    }
+
+    /// Creates the cgroup `name` (clearing a stale one) and, if `apply_limits`, writes the
+    /// limits into it.
     pub(crate) fn create(
         &self,
         name: &str,
         limits: &Limits,
         apply_limits: bool,
-        nested: bool,
     ) -> io::Result<Cgroup> {
-        let cg = self.cgroup(name);
-        // A leftover of an earlier container of the same task (e.g. after a crash) would carry
-        // its OOM count over; an empty one goes, one with processes in it stays and is reused.
-        if cg.exists() {
-            cg.remove_dirs();
-        }
+        let cg = self.stale_cleared(name);
         for dir in self.dirs(Some(name)) {
             fs::create_dir_all(&dir)?;
-        }
-        if nested && cg.v2 {
-            let _ = fs::write(cg.mem.join("cgroup.subtree_control"), "+memory +cpu");
         }
         if apply_limits {
             if let Err(e) = cg.apply(limits) {

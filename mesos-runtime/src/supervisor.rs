@@ -202,14 +202,16 @@ impl Supervisor {
             .unwrap_or_else(|| safe_name(task_id.as_str()));
 
         let cgroup = match &self.cgroups {
-            Some(cgs) => Some(
-                cgs.create(&leaf, &spec.limits, plan.apply_limits, !plan.join_cgroup)
-                    .map_err(|source| RuntimeError::Cgroup {
-                        task_id: task_id.clone(),
-                        path: cgs.cgroup(&leaf).procs_files()[0].clone(),
-                        source,
-                    })?,
-            ),
+            // LXC creates this cgroup itself, in every hierarchy, as the parent of the
+            // `lxc.cgroup.dir.*` it is given: we only clear a stale one of the same name.
+            Some(cgs) if !plan.join_cgroup => Some(cgs.stale_cleared(&leaf)),
+            Some(cgs) => Some(cgs.create(&leaf, &spec.limits, plan.apply_limits).map_err(
+                |source| RuntimeError::Cgroup {
+                    task_id: task_id.clone(),
+                    path: cgs.cgroup(&leaf).procs_files()[0].clone(),
+                    source,
+                },
+            )?),
             None => None,
         };
         let undo_cgroup = |cg: &Option<Cgroup>| {
