@@ -181,6 +181,20 @@ impl Cgroups {
         format!("{}/{name}", self.parent)
     }
 
+    /// The names of the container cgroups under our parent.
+    pub(crate) fn leaves(&self) -> Vec<String> {
+        let Some(parent) = self.dirs(None).into_iter().next() else {
+            return Vec::new();
+        };
+        fs::read_dir(parent)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    }
+
     /// The cgroup `name`, with a stale one of that name (an earlier container's, left by a
     /// crash) removed: it would carry its OOM count and peak memory over. One with processes
     /// in it cannot be removed and stays.
@@ -280,6 +294,15 @@ impl Cgroup {
         dirs.into_iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
+    /// How long ago the cgroup was created (its directory's modification time).
+    pub(crate) fn age(&self) -> Option<Duration> {
+        fs::metadata(&self.mem)
+            .and_then(|m| m.modified())
+            .ok()?
+            .elapsed()
+            .ok()
+    }
+
     pub(crate) fn exists(&self) -> bool {
         self.mem.exists()
     }
@@ -345,7 +368,7 @@ impl Cgroup {
         }
     }
 
-    fn remove_dirs(&self) {
+    pub(crate) fn remove_dirs(&self) {
         let mut dirs = vec![self.mem.clone()];
         dirs.extend(self.cpu.iter().cloned());
         dirs.extend(self.cpuacct.iter().cloned());

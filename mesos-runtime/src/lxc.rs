@@ -54,6 +54,8 @@ pub struct LxcConfig {
     pub cgroup_parent: String,
     /// `PATH` inside containers.
     pub path: String,
+    /// As [`crate::ProcessConfig::stale_cgroup_age`].
+    pub stale_cgroup_age: Duration,
 }
 
 impl LxcConfig {
@@ -68,6 +70,7 @@ impl LxcConfig {
             cgroups_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_parent: "mesos-rs-lxc".into(),
             path: DEFAULT_PATH.into(),
+            stale_cgroup_age: Duration::from_secs(60),
         }
     }
 }
@@ -147,7 +150,12 @@ impl LxcRuntime {
             })
             .collect();
         LxcRuntime {
-            sup: Supervisor::new("lxc", config.checkpoint_dir.clone(), cgroups),
+            sup: Supervisor::new(
+                "lxc",
+                config.checkpoint_dir.clone(),
+                cgroups,
+                config.stale_cgroup_age,
+            ),
             config,
             instance,
             cgroup_v2,

@@ -34,6 +34,9 @@ pub struct ProcessConfig {
     pub cgroup_parent: String,
     /// `PATH` for tasks; nothing else of the agent's environment is passed on.
     pub path: String,
+    /// At recovery, empty cgroups under the parent that belong to no recovered container and
+    /// are at least this old are removed (left by tasks that ended while no agent watched).
+    pub stale_cgroup_age: Duration,
 }
 
 impl ProcessConfig {
@@ -45,6 +48,7 @@ impl ProcessConfig {
             cgroups_root: PathBuf::from("/sys/fs/cgroup"),
             cgroup_parent: "mesos-rs".into(),
             path: DEFAULT_PATH.into(),
+            stale_cgroup_age: Duration::from_secs(60),
         }
     }
 }
@@ -101,7 +105,12 @@ impl ProcessRuntime {
     pub fn new(config: ProcessConfig) -> Self {
         let cgroups = detect_cgroups(config.cgroups, &config.cgroups_root, &config.cgroup_parent);
         ProcessRuntime {
-            sup: Supervisor::new("mesos", config.checkpoint_dir, cgroups),
+            sup: Supervisor::new(
+                "mesos",
+                config.checkpoint_dir,
+                cgroups,
+                config.stale_cgroup_age,
+            ),
             path: config.path,
         }
     }

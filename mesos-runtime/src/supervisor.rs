@@ -72,6 +72,8 @@ pub(crate) struct Supervisor {
     name: &'static str,
     checkpoints: Checkpoints,
     cgroups: Option<Cgroups>,
+    /// See [`crate::ProcessConfig::stale_cgroup_age`].
+    stale_cgroup_age: Duration,
     table: Table<Handle>,
 }
 
@@ -174,11 +176,13 @@ impl Supervisor {
         name: &'static str,
         checkpoint_dir: PathBuf,
         cgroups: Option<Cgroups>,
+        stale_cgroup_age: Duration,
     ) -> Self {
         Supervisor {
             name,
             checkpoints: Checkpoints::new(checkpoint_dir),
             cgroups,
+            stale_cgroup_age,
             table: Table::new(),
         }
     }
@@ -489,6 +493,32 @@ impl Supervisor {
                 });
             }
         }
+        self.sweep_stale_cgroups();
         Ok(out)
+    }
+
+    /// Removes empty cgroups under our parent that no container here owns and that are older
+    /// than `stale_cgroup_age`: left by containers that ended while no runtime watched them and
+    /// whose checkpoints are gone. The age keeps a launch of another runtime sharing the parent
+    /// (its cgroup is empty for a moment before the task joins) safe.
+    fn sweep_stale_cgroups(&self) {
+        let Some(cgs) = &self.cgroups else { return };
+        let ours: std::collections::HashSet<String> = self
+            .table
+            .all()
+            .iter()
+            .filter_map(|s| s.handle.cgroup.as_ref().map(|c| c.name.clone()))
+            .collect();
+        for name in cgs.leaves() {
+            if ours.contains(&name) {
+                continue;
+            }
+            let cg = cgs.cgroup(&name);
+            let old_enough = cg.age().is_some_and(|a| a >= self.stale_cgroup_age);
+            if old_enough && cg.pids().is_empty() {
+                tracing::info!(runtime = self.name, cgroup = %name, "removing a stale empty cgroup");
+                cg.remove_dirs();
+            }
+        }
     }
 }

@@ -132,6 +132,11 @@ impl<H: Send + Sync + 'static> Table<H> {
             .ok_or_else(|| RuntimeError::UnknownContainer(task_id.clone()))
     }
 
+    /// Every container in the table.
+    pub(crate) fn all(&self) -> Vec<Arc<Slot<H>>> {
+        lock(&self.slots).values().cloned().collect()
+    }
+
     pub(crate) fn contains(&self, task_id: &TaskId) -> bool {
         lock(&self.slots).contains_key(task_id)
     }

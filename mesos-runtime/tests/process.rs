@@ -346,8 +346,23 @@ async fn recovery_after_recreating_the_runtime_finds_running_tasks_and_reports_v
         "dropping the runtime must not kill its tasks"
     );
 
-    let runtime = ProcessRuntime::new(f.config.clone());
+    // An empty cgroup of a task that ended while nobody watched (and has no checkpoint).
+    let stale = f.cgroup_parent().map(|p| p.join("stale-leftover"));
+    if let Some(p) = &stale {
+        std::fs::create_dir(p).unwrap();
+    }
+
+    let mut config = f.config.clone();
+    config.stale_cgroup_age = Duration::ZERO;
+    let runtime = ProcessRuntime::new(config);
     let mut found = runtime.recover(&f.config.checkpoint_dir).await.unwrap();
+    if let Some(p) = &stale {
+        assert!(
+            !p.exists(),
+            "the stale empty cgroup must be swept at recovery"
+        );
+        assert_eq!(f.leftover_cgroups(), 1, "the running task keeps its cgroup");
+    }
     found.sort_by(|a, b| a.task_id.cmp(&b.task_id));
     assert_eq!(found.len(), 2, "{found:?}");
     assert_eq!(found[0].task_id, TaskId::new("gone"));
