@@ -516,3 +516,22 @@ async fn concurrent_waiters_all_get_the_termination() {
     assert_eq!(a.unwrap().status, Some(ExitStatus::Code(4)));
     assert_eq!(b.unwrap().status, Some(ExitStatus::Code(4)));
 }
+
+#[tokio::test]
+async fn tasks_run_as_the_requested_user_with_a_sandbox_they_own() {
+    let f = fixture("user");
+    let mut spec = f.spec("as-nobody", "id -u; touch mine");
+    spec.user = Some("nobody".into());
+    let sandbox = spec.sandbox.clone();
+    f.runtime.launch(spec).await.unwrap();
+    let t = f.runtime.wait(&"as-nobody".into()).await.unwrap();
+    assert_eq!(
+        t.state,
+        TerminalState::Finished,
+        "{t:?}: {}",
+        read(sandbox.join("stderr"))
+    );
+    let uid = nix::unistd::User::from_name("nobody").unwrap().unwrap().uid;
+    assert_eq!(read(sandbox.join("stdout")).trim(), uid.to_string());
+    assert!(sandbox.join("mine").exists());
+}
