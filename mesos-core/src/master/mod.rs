@@ -47,8 +47,8 @@ pub struct Task {
     pub status_update_state: Option<TaskState>,
     /// The uuid of that update.
     pub status_update_uuid: Option<StatusUuid>,
-    /// The latest status.
-    pub latest_status: Option<Box<TaskStatus>>,
+    /// The health its latest status reported, when it has a health check.
+    pub healthy: Option<bool>,
     /// Every state change with its time.
     pub statuses: Vec<StatusEntry>,
     /// True once its resources went back to the allocator.
@@ -1175,7 +1175,7 @@ impl<A: Allocator> Master<A> {
             state: TaskStateMachine::new(),
             status_update_state: None,
             status_update_uuid: None,
-            latest_status: None,
+            healthy: None,
             statuses: vec![StatusEntry {
                 state: TaskState::Staging,
                 timestamp: now,
@@ -1309,7 +1309,7 @@ impl<A: Allocator> Master<A> {
             .with_agent(t.agent_id().clone())
             .with_timestamp(now);
             s.unreachable_time = t.unreachable_time;
-            s.healthy = t.latest_status.as_ref().and_then(|l| l.healthy);
+            s.healthy = t.healthy;
             s
         };
         if tasks.is_empty() {
@@ -1518,7 +1518,7 @@ impl<A: Allocator> Master<A> {
                     state: TaskStateMachine::with_state(rt.state),
                     status_update_state: None,
                     status_update_uuid: None,
-                    latest_status: None,
+                    healthy: None,
                     statuses: vec![StatusEntry {
                         state: rt.state,
                         timestamp: now,
@@ -1760,7 +1760,9 @@ impl<A: Allocator> Master<A> {
             }
             task.status_update_state = Some(status.state);
             task.status_update_uuid = status.uuid;
-            task.latest_status = Some(Box::new(status.clone()));
+            if status.healthy.is_some() {
+                task.healthy = status.healthy;
+            }
             if status.state.releases_resources() && !task.released {
                 task.released = true;
                 release = Some(task.info.resources.clone());

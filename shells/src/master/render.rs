@@ -554,10 +554,23 @@ fn get_frameworks<A: Allocator>(m: &Master<A>) -> Json {
 }
 
 fn task_v1(t: &Task) -> Json {
+    let last = t.statuses.len().saturating_sub(1);
     let statuses: Vec<Json> = t
-        .latest_status
+        .statuses
         .iter()
-        .map(|s| serde_json::to_value(s).unwrap_or(Json::Null))
+        .enumerate()
+        .map(|(i, s)| {
+            let mut j = json!({
+                "task_id": t.info.task_id,
+                "state": s.state.as_str(),
+                "timestamp": s.timestamp.as_secs_f64(),
+                "agent_id": t.info.agent_id,
+            });
+            if let (true, Some(h), Json::Object(o)) = (i == last, t.healthy, &mut j) {
+                o.insert("healthy".into(), json!(h));
+            }
+            j
+        })
         .collect();
     let mut j = json!({
         "name": t.info.name,
