@@ -4,6 +4,10 @@ use anyhow::Context as _;
 use clap::Parser as _;
 use shells::agent::{run, AgentConfig};
 
+// Same allocator as mesos-master (see there): less fragmentation, cheaper small allocations.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -6,6 +6,10 @@ use clap::Parser;
 use shells::local::{run, LocalFlags};
 use tokio::sync::watch;
 
+// Same allocator as mesos-master (see there): less fragmentation, cheaper small allocations.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
