@@ -677,3 +677,103 @@ async fn an_invalid_registration_stops_the_agent_with_the_masters_reason() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_and_their_unacknowledged_updates_survive_a_restart() {
+    use std::collections::BTreeMap;
+
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("many");
+    let agent = RunningAgent::start(config(&m.addr, dir.clone())).await;
+    m.registration().await;
+    m.stream_opened().await;
+    let fw = framework("fw-many");
+    const N: usize = 20;
+    for i in 0..N {
+        for (name, cmd) in [("long", "exec sleep 300"), ("short", "true")] {
+            let mut t = task(&format!("{name}-{i}"), "fake-S0", cmd);
+            t.resources = mesos_core::resources::Resources::parse("cpus:0.01;mem:4").unwrap();
+            m.command(AgentCommand::RunTask {
+                framework: fw.clone(),
+                task: t,
+            })
+            .await;
+        }
+    }
+    // Acknowledge everything but the RUNNING of long-10.. and the FINISHED of short-10..
+    let index = |id: &str| id.rsplit('-').next().unwrap().parse::<usize>().unwrap();
+    let mut unacked = BTreeMap::new();
+    let (mut running, mut finished) = (0, 0);
+    while running < N || finished < N {
+        let (f, st) = m.next_fresh_update().await;
+        let id = st.task_id.as_str().to_string();
+        let keep = match st.state {
+            TaskState::Starting => false,
+            TaskState::Running if id.starts_with("long-") => {
+                running += 1;
+                index(&id) >= N / 2
+            }
+            TaskState::Running => false,
+            TaskState::Finished => {
+                finished += 1;
+                index(&id) >= N / 2
+            }
+            other => panic!("unexpected {other} for {id}: {st:?}"),
+        };
+        if keep {
+            unacked.insert(id, st);
+        } else {
+            m.ack(&f, &st).await;
+        }
+    }
+    // An update for a task the agent does not know (a stream without a task), unacknowledged.
+    m.command(AgentCommand::KillTask {
+        framework_id: fw.id.clone(),
+        task_id: "ghost".into(),
+    })
+    .await;
+    let (_, ghost) = m.next_fresh_update().await;
+    assert_eq!(ghost.task_id.as_str(), "ghost");
+    unacked.insert("ghost".into(), ghost);
+    agent.stop().await;
+
+    let mut cfg = config(&m.addr, dir.clone());
+    cfg.kill_tasks_on_shutdown = true;
+    let agent = RunningAgent::start(cfg).await;
+    let reg = m.registration().await;
+    assert_eq!(reg.id.as_ref().map(|i| i.as_str()), Some("fake-S0"));
+    let mut reported: Vec<(String, TaskState)> = reg
+        .tasks
+        .iter()
+        .map(|t| (t.task.task_id.as_str().to_string(), t.state))
+        .collect();
+    reported.sort();
+    let mut expected: Vec<(String, TaskState)> = (0..N)
+        .map(|i| (format!("long-{i}"), TaskState::Running))
+        .chain((N / 2..N).map(|i| (format!("short-{i}"), TaskState::Finished)))
+        .collect();
+    expected.sort();
+    assert_eq!(reported, expected);
+    m.stream_opened().await;
+
+    // Every unacknowledged update comes again with its uuid, and nothing else comes.
+    while !unacked.is_empty() {
+        let (f, st) = m.next_fresh_update().await;
+        let id = st.task_id.as_str();
+        let before = unacked
+            .remove(id)
+            .unwrap_or_else(|| panic!("unexpected update after the restart: {st:?}"));
+        assert_eq!((st.state, st.uuid), (before.state, before.uuid), "{id}");
+        m.ack(&f, &st).await;
+    }
+    let s = agent.state().await;
+    let running = s["frameworks"][0]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "TASK_RUNNING")
+        .count();
+    assert_eq!(running, N);
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

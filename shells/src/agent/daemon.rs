@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::checkpoint::{self, AgentCheckpoint, CheckpointView, TaskRecord};
+use super::checkpoint::{self, AgentCheckpoint, EntryView, Job, TaskRecord};
 use super::fetcher::{fetch_all, parse_uris};
 use super::health::{self, Health, HealthCheck, Verdict};
 use super::spec::{sandbox_path, task_spec, SpecContext};
@@ -35,6 +35,18 @@ use super::AgentDaemonError;
 
 /// Sandboxes waiting for deletion at most; beyond it the oldest go early.
 pub const MAX_GC_QUEUE: usize = 100_000;
+
+/// The journal is replaced by a snapshot once it has grown past this many bytes and past
+/// [`COMPACT_RATIO`] times the size of the last snapshot.
+pub const COMPACT_MIN_BYTES: usize = 4 << 20;
+
+/// See [`COMPACT_MIN_BYTES`].
+pub const COMPACT_RATIO: usize = 4;
+
+/// Messages waiting for room in the sender's queue, at most (beyond, updates wait for their
+/// retry and pongs are dropped). Each update stream has one update in flight, so this is only
+/// reached with that many tasks changing state at once.
+pub const MAX_OUTBOX: usize = 64 * 1024;
 
 /// The version the agent reports.
 pub const VERSION: &str = "1.11.0";
@@ -105,6 +117,8 @@ struct Task {
     checking_since: Option<Instant>,
     /// Why the agent itself killed the task (failed health checks).
     kill_reason: Option<String>,
+    /// Whether the journal holds its whole record (later lines carry only what changes).
+    journaled: bool,
 }
 
 impl Task {
@@ -120,6 +134,7 @@ impl Task {
             checker: None,
             checking_since: None,
             kill_reason: None,
+            journaled: false,
         }
     }
 }
@@ -177,8 +192,21 @@ pub struct Agent {
     last_now: Time,
     inputs: mpsc::Sender<Input>,
     outbound: mpsc::Sender<(AgentId, AgentMessage)>,
+    /// Messages for the sender that did not fit in its queue yet, oldest first.
+    outbox: VecDeque<(AgentId, AgentMessage)>,
     workers: JoinSet<()>,
     writer: checkpoint::Writer,
+    /// Tasks (or streams) changed since the last checkpoint write.
+    dirty: BTreeSet<TaskKey>,
+    /// Update streams of tasks the agent does not have (kills of unknown tasks).
+    orphan_streams: BTreeSet<TaskKey>,
+    /// `agent.json` needs writing.
+    meta_dirty: bool,
+    /// The next checkpoint write is a snapshot.
+    snapshot_wanted: bool,
+    /// Bytes in the journal, and in its last snapshot.
+    journal_bytes: usize,
+    snapshot_bytes: usize,
     /// Sandboxes to delete, oldest first (bounded: see [`MAX_GC_QUEUE`]).
     gc: VecDeque<(Instant, PathBuf)>,
     /// For the fetcher and HTTP health checks.
@@ -250,7 +278,7 @@ impl Agent {
         writer: checkpoint::Writer,
     ) -> Self {
         let cp = checkpoint.unwrap_or_default();
-        let tasks = cp
+        let tasks: BTreeMap<TaskKey, Task> = cp
             .tasks
             .into_iter()
             .map(|rec| {
@@ -260,6 +288,8 @@ impl Agent {
                 )
             })
             .collect();
+        // Streams without a task: rebuilt from the checkpoint's updates.
+        let orphan_streams = cp.orphan_streams.into_iter().collect();
         Agent {
             id: cp.agent_id,
             instance,
@@ -276,8 +306,15 @@ impl Agent {
             last_now: Time::ZERO,
             inputs,
             outbound,
+            outbox: VecDeque::new(),
             workers: JoinSet::new(),
             writer,
+            dirty: BTreeSet::new(),
+            orphan_streams,
+            meta_dirty: true,
+            snapshot_wanted: true,
+            journal_bytes: 0,
+            snapshot_bytes: 0,
             http: reqwest::Client::new(),
             terminal_counts: BTreeMap::new(),
             gc: VecDeque::new(),
@@ -302,16 +339,105 @@ impl Agent {
         self.last_now
     }
 
-    fn checkpoint(&self) {
-        let view = CheckpointView {
-            agent_id: self.id.as_ref(),
-            instance: &self.instance,
-            tasks: self.tasks.values().map(|t| &t.rec).collect(),
-            updates: &self.updates,
-        };
-        match checkpoint::encode(&self.settings.work_dir, &view) {
-            Ok(bytes) => self.writer.submit(bytes),
-            Err(e) => tracing::error!(error = %e, "cannot encode the agent's checkpoint"),
+    /// Notes that a task or its update stream changed: the next checkpoint write covers it.
+    fn touch(&mut self, key: &TaskKey) {
+        if !self.dirty.contains(key) {
+            self.dirty.insert(key.clone());
+        }
+    }
+
+    /// Writes what changed since the last write, unless a write is still in flight (`force`:
+    /// queue it anyway, at shutdown). Every so often the journal is replaced by a snapshot.
+    fn flush_checkpoint(&mut self, force: bool) {
+        if self.writer.busy() && !force {
+            return;
+        }
+        if self.writer.take_journal_failure() {
+            self.snapshot_wanted = true;
+        }
+        if self.writer.take_meta_failure() {
+            self.meta_dirty = true;
+        }
+        let compact = self.snapshot_wanted
+            || self.journal_bytes > COMPACT_MIN_BYTES.max(COMPACT_RATIO * self.snapshot_bytes);
+        if compact {
+            self.snapshot_wanted = false;
+            self.dirty.clear();
+            let mut buf = Vec::new();
+            for (key, task) in &mut self.tasks {
+                let entry = EntryView {
+                    framework: &key.0,
+                    task: &key.1,
+                    record: Some(&task.rec),
+                    state: None,
+                    runtime: None,
+                    updates: self.updates.pending(&key.0, &key.1),
+                };
+                checkpoint::put_line(&mut buf, entry);
+                task.journaled = true;
+            }
+            let updates = &self.updates;
+            self.orphan_streams
+                .retain(|key| !updates.pending(&key.0, &key.1).is_empty());
+            for key in &self.orphan_streams {
+                let entry = EntryView {
+                    framework: &key.0,
+                    task: &key.1,
+                    record: None,
+                    state: None,
+                    runtime: None,
+                    updates: self.updates.pending(&key.0, &key.1),
+                };
+                checkpoint::put_line(&mut buf, entry);
+            }
+            self.snapshot_bytes = buf.len();
+            self.journal_bytes = buf.len();
+            self.writer.submit(Job::Replace(buf));
+        } else if !self.dirty.is_empty() {
+            let mut buf = Vec::new();
+            for key in std::mem::take(&mut self.dirty) {
+                let updates = self.updates.pending(&key.0, &key.1);
+                match self.tasks.get_mut(&key) {
+                    Some(task) => {
+                        let full = !task.journaled;
+                        task.journaled = true;
+                        let entry = EntryView {
+                            framework: &key.0,
+                            task: &key.1,
+                            record: full.then_some(&task.rec),
+                            state: Some(task.rec.state),
+                            runtime: task.rec.runtime.as_deref(),
+                            updates,
+                        };
+                        checkpoint::put_line(&mut buf, entry);
+                    }
+                    None if updates.is_empty() => {
+                        checkpoint::del_line(&mut buf, &key.0, &key.1);
+                        self.orphan_streams.remove(&key);
+                    }
+                    None => {
+                        let entry = EntryView {
+                            framework: &key.0,
+                            task: &key.1,
+                            record: None,
+                            state: None,
+                            runtime: None,
+                            updates,
+                        };
+                        checkpoint::put_line(&mut buf, entry);
+                        self.orphan_streams.insert(key.clone());
+                    }
+                }
+            }
+            self.journal_bytes += buf.len();
+            self.writer.submit(Job::Append(buf));
+        }
+        // After the tasks: a checkpoint of the earlier format keeps its tasks in `agent.json`
+        // until the journal has them.
+        if self.meta_dirty {
+            self.meta_dirty = false;
+            let bytes = checkpoint::encode_meta(self.id.as_ref(), &self.instance);
+            self.writer.submit(Job::Meta(bytes));
         }
     }
 
@@ -401,7 +527,8 @@ impl Agent {
                 let _ = rt.wait(&task_id).await;
             });
         }
-        self.checkpoint();
+        self.meta_dirty = true;
+        self.snapshot_wanted = true;
         Ok(())
     }
 
@@ -598,7 +725,7 @@ impl Agent {
         if let Err(e) = self.updates.update(now, key.0.clone(), status) {
             tracing::warn!(error = %e, "status update refused");
         }
-        self.checkpoint();
+        self.touch(key);
     }
 
     fn terminate(
@@ -675,8 +802,35 @@ impl Agent {
                 framework_id: fwd.framework,
                 status: fwd.status,
             };
-            if self.outbound.try_send((id, msg)).is_err() {
-                tracing::debug!("outbound queue full; the update will be retried");
+            self.send(id, msg);
+        }
+        self.pump_outbox();
+    }
+
+    /// Queues a message for the master: straight into the sender's queue when there is room
+    /// and nothing waits before it, else into the outbox.
+    fn send(&mut self, id: AgentId, msg: AgentMessage) {
+        if self.outbox.is_empty() {
+            if let Err(mpsc::error::TrySendError::Full(m)) = self.outbound.try_send((id, msg)) {
+                self.outbox.push_back(m);
+            }
+        } else if self.outbox.len() < MAX_OUTBOX {
+            self.outbox.push_back((id, msg));
+        } else {
+            tracing::debug!("outbox full; the update waits for its retry");
+        }
+    }
+
+    /// Moves what fits from the outbox into the sender's queue.
+    fn pump_outbox(&mut self) {
+        while let Some(m) = self.outbox.pop_front() {
+            match self.outbound.try_send(m) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Closed(_)) => self.outbox.clear(),
+                Err(mpsc::error::TrySendError::Full(m)) => {
+                    self.outbox.push_front(m);
+                    break;
+                }
             }
         }
     }
@@ -698,7 +852,9 @@ impl Agent {
                 self.shut_down.remove(&key.0);
             }
         }
-        self.checkpoint();
+        if matches!(outcome, AckOutcome::Acknowledged | AckOutcome::StreamClosed) {
+            self.touch(key);
+        }
     }
 
     fn handle_command(&mut self, cmd: AgentCommand) {
@@ -765,7 +921,7 @@ impl Agent {
             }
             AgentCommand::Ping => {
                 if let Some(id) = self.id.clone() {
-                    let _ = self.outbound.try_send((id, AgentMessage::Pong));
+                    self.send(id, AgentMessage::Pong);
                 }
             }
         }
@@ -1021,7 +1177,7 @@ impl Agent {
             if let Err(e) = self.updates.update(now, key.0.clone(), status) {
                 tracing::debug!(error = %e, "no update for the unknown task");
             }
-            self.checkpoint();
+            self.touch(&key);
             return;
         };
         if task.terminated || task.kill_requested {
@@ -1275,8 +1431,10 @@ impl Agent {
                 self.registered = true;
                 self.just_registered = true;
                 let now = self.now();
+                // Every head is sent again, with the (new) id: what waits is stale.
+                self.outbox.clear();
                 self.updates.flush(now);
-                self.checkpoint();
+                self.meta_dirty = true;
             }
             Input::StreamOpened => {
                 self.connected = true;
@@ -1284,6 +1442,7 @@ impl Agent {
                 // lost with the master: send the heads again (a registration already did).
                 if self.registered && !std::mem::take(&mut self.just_registered) {
                     let now = self.now();
+                    self.outbox.clear();
                     self.updates.flush(now);
                 }
             }
@@ -1328,6 +1487,7 @@ impl Agent {
     ) -> Result<(), AgentDaemonError> {
         loop {
             self.drain_updates();
+            self.flush_checkpoint(false);
             let timer = self.updates.poll_timeout().map(|due| {
                 let now = self.now();
                 Instant::now() + due.saturating_duration_since(now)
@@ -1348,13 +1508,22 @@ impl Agent {
                     self.updates.handle_timeout(now);
                 }
                 Some(_) = self.workers.join_next(), if !self.workers.is_empty() => {}
+                // The checkpoint write in flight is done: the next covers what changed since.
+                _ = self.writer.idle(), if self.writer.busy() => {}
+                // The sender's queue has room again.
+                permit = self.outbound.clone().reserve_owned(), if !self.outbox.is_empty() => {
+                    if let (Ok(permit), Some(m)) = (permit, self.outbox.pop_front()) {
+                        permit.send(m);
+                    }
+                }
                 _ = tokio::time::sleep_until(gc_due.unwrap_or_else(Instant::now)), if gc_due.is_some() => {
                     self.run_gc();
                 }
             }
         }
         self.shutdown(inputs).await;
-        // The last snapshot reaches the disk before `run` returns.
+        // The last changes reach the disk before `run` returns.
+        self.flush_checkpoint(true);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         Ok(())
@@ -1385,7 +1554,6 @@ impl Agent {
                 tasks = self.tasks.len(),
                 "agent stopping; tasks keep running"
             );
-            self.checkpoint();
             return;
         }
         let keys: Vec<TaskKey> = self
@@ -1430,7 +1598,6 @@ impl Agent {
             }
         }
         self.drain_updates();
-        self.checkpoint();
     }
 }
 

@@ -5,7 +5,9 @@
 //! - the *connection* task registers (asking the agent for the registration body each time, so a
 //!   reregistration carries the current tasks), opens the stream, forwards commands, reconnects
 //!   when it drops and registers again when the master says the agent is unknown;
-//! - the *sender* task POSTs queued messages one at a time, so updates leave in order.
+//! - the *sender* task POSTs queued messages, up to [`MAX_SENDS_IN_FLIGHT`] at a time. Order
+//!   between messages does not matter: the status-update manager keeps only one update per task
+//!   in flight (the next goes after the master acknowledged it), and pongs carry nothing.
 
 use std::time::Duration;
 
@@ -20,6 +22,10 @@ use crate::recordio::Decoder;
 
 /// A command stream open this long counts as healthy (reconnect backoff starts over).
 const STABLE_STREAM: Duration = Duration::from_secs(5);
+
+/// Messages being POSTed to the master at once, at most. One at a time, a round trip per
+/// update caps an agent at a few thousand updates per second whatever the master could take.
+pub const MAX_SENDS_IN_FLIGHT: usize = 32;
 
 /// Largest command record accepted from the master.
 const MAX_RECORD: usize = 16 << 20;
@@ -308,26 +314,40 @@ pub async fn connection(
     }
 }
 
-/// The sender task: POSTs each queued message in order; failures are left to the status-update
-/// manager's retries (updates) or dropped (pongs).
+/// The sender task: POSTs queued messages (several at a time, see [`MAX_SENDS_IN_FLIGHT`]);
+/// failures are left to the status-update manager's retries (updates) or dropped (pongs).
 pub async fn sender(
     client: MasterClient,
     mut queue: mpsc::Receiver<(AgentId, AgentMessage)>,
     inputs: mpsc::Sender<Input>,
     control: mpsc::Sender<LinkControl>,
 ) {
-    while let Some((id, msg)) = queue.recv().await {
-        match client.send(&id, &msg).await {
-            Ok(()) => {}
-            Err(LinkError::UnknownAgent(body)) => {
-                tracing::info!(agent = %id, %body, "the master does not know this agent: reregistering");
-                let _ = control.try_send(LinkControl::Reregister);
-            }
-            Err(LinkError::Removed(body)) => {
-                let _ = inputs.send(Input::Removed(body)).await;
-                return;
-            }
-            Err(e) => tracing::debug!(error = %e, "message not delivered; updates are retried"),
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    let mut open = true;
+    while open || !in_flight.is_empty() {
+        tokio::select! {
+            next = queue.recv(), if open && in_flight.len() < MAX_SENDS_IN_FLIGHT => match next {
+                Some((id, msg)) => {
+                    let client = &client;
+                    in_flight.push(async move {
+                        let result = client.send(&id, &msg).await;
+                        (id, result)
+                    });
+                }
+                None => open = false,
+            },
+            Some((id, result)) = in_flight.next(), if !in_flight.is_empty() => match result {
+                Ok(()) => {}
+                Err(LinkError::UnknownAgent(body)) => {
+                    tracing::info!(agent = %id, %body, "the master does not know this agent: reregistering");
+                    let _ = control.try_send(LinkControl::Reregister);
+                }
+                Err(LinkError::Removed(body)) => {
+                    let _ = inputs.send(Input::Removed(body)).await;
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "message not delivered; updates are retried"),
+            },
         }
     }
 }

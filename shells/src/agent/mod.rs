@@ -7,7 +7,7 @@
 //! - [`spec`]: `TaskInfo` to the runtime's `ContainerSpec`.
 //! - [`fetcher`]: `CommandInfo.uris` into the sandbox before launch.
 //! - [`health`]: Mesos health checks (COMMAND, HTTP, TCP) and their policy.
-//! - [`checkpoint`]: the atomic checkpoint under `<work_dir>/meta/`.
+//! - [`checkpoint`]: the checkpoint under `<work_dir>/meta/` (a task journal written in batches).
 //! - [`link`]: registration, the command stream and message sending (the agent <-> master protocol).
 //! - [`daemon`]: the one task that owns the state and `select!`s over its inputs.
 //! - [`http`]: `/state`, `/health`, `/metrics/snapshot` and the sandbox `/files/*` endpoints.
@@ -122,7 +122,13 @@ pub async fn run(
     };
     let switch_user = config.switch_user && config::running_as_root();
 
-    let saved = checkpoint::load(&work_dir)?;
+    let now = mesos_core::time::Time::from_nanos(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0),
+    );
+    let saved = checkpoint::load(&work_dir, now)?;
     let instance = saved
         .as_ref()
         .map(|c| c.instance.clone())
