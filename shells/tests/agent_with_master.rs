@@ -314,3 +314,59 @@ fn the_binary_refuses_a_zookeeper_master_with_a_clear_error() {
     assert!(err.contains("unknown containerizer `rkt`"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_register_answer_carries_the_masters_ping_budget() {
+    let mut flags = MasterFlags::local();
+    flags.port = 0;
+    flags.registry = "in_memory".into();
+    flags.agent_ping_timeout = "1500ms".into();
+    flags.max_agent_ping_timeouts = 4;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let master = tokio::spawn(shells::master::run(flags, listener, stop_rx));
+
+    let reg = mesos_core::master::AgentRegistration {
+        id: None,
+        hostname: "budget".into(),
+        address: mesos_core::master::Address {
+            hostname: "budget".into(),
+            ip: "127.0.0.1".into(),
+            port: 5051,
+        },
+        resources: mesos_core::resources::Resources::parse("cpus:1;mem:128").unwrap(),
+        attributes: Default::default(),
+        tasks: Vec::new(),
+        version: "1.11.0".into(),
+    };
+    // As the agent reads it: agent_ping_timeout x max_agent_ping_timeouts, in seconds.
+    let client = shells::agent::link::MasterClient::new(base.clone()).unwrap();
+    let mut answer = None;
+    for _ in 0..100 {
+        match client.register(&reg).await {
+            Ok(a) => {
+                answer = Some(a);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let answer = answer.expect("the master did not answer the registration");
+    assert_eq!(answer.total_ping_timeout_seconds, Some(6.0));
+    // And on the wire, next to the id.
+    let raw: Value = reqwest::Client::new()
+        .post(format!("{base}/internal/agent/register"))
+        .json(&reg)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw["total_ping_timeout_seconds"], json!(6.0), "{raw}");
+    assert!(raw["agent_id"]["value"].is_string(), "{raw}");
+
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(WAIT, master).await;
+}

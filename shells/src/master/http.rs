@@ -407,7 +407,11 @@ async fn agent_register(State(st): State<AppState>, body: Bytes) -> Response {
     match st.master.register_agent(reg).await {
         Err(gone) => unavailable(gone),
         Ok(Err(e)) => agent_error(&e),
-        Ok(Ok(id)) => axum::Json(json!({ "agent_id": id })).into_response(),
+        Ok(Ok(id)) => axum::Json(json!({
+            "agent_id": id,
+            "total_ping_timeout_seconds": st.info.total_ping_timeout_secs,
+        }))
+        .into_response(),
     }
 }
 

@@ -242,6 +242,10 @@ pub struct ServerInfo {
     pub port: u16,
     /// The cluster name.
     pub cluster: Option<String>,
+    /// How long an agent may go unheard before it is removed (`agent_ping_timeout` x
+    /// `max_agent_ping_timeouts`), in seconds; told to agents when they register, so they can
+    /// tell a silent, half-open command stream from a quiet one.
+    pub total_ping_timeout_secs: f64,
 }
 
 /// Everything `run` derives from the flags before serving.
@@ -391,6 +395,8 @@ fn prepare(flags: &MasterFlags, local: SocketAddr) -> Result<Prepared, MasterDae
     if let Some(c) = &flags.cluster {
         shown.push(("cluster".into(), c.clone()));
     }
+    let total_ping_timeout_secs =
+        config.agent_ping_timeout.as_secs_f64() * f64::from(config.max_agent_ping_timeouts);
     Ok(Prepared {
         config,
         allocator,
@@ -405,6 +411,7 @@ fn prepare(flags: &MasterFlags, local: SocketAddr) -> Result<Prepared, MasterDae
             ip,
             port,
             cluster: flags.cluster.clone(),
+            total_ping_timeout_secs,
         },
     })
 }
