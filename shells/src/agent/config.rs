@@ -119,6 +119,18 @@ pub struct AgentConfig {
     )]
     pub registration_backoff_max: Duration,
 
+    /// Isolators of the `mesos` containerizer, upstream's names, comma-separated. With any
+    /// `cgroups/...` (the default here: `cgroups/cpu,cgroups/mem`) each task gets its own cgroup
+    /// with its cpu and memory limits (where cgroups are usable). With only `posix/...`
+    /// isolators (upstream's default, `posix/cpu,posix/mem`) tasks run without limits, as
+    /// upstream's posix isolators do, and launch faster (no cgroup, and no fork of the agent).
+    #[arg(
+        long = "isolation",
+        env = "MESOS_ISOLATION",
+        default_value = "cgroups/cpu,cgroups/mem"
+    )]
+    pub isolation: String,
+
     /// Where cgroups are mounted (limits are off when unusable).
     #[arg(
         long = "cgroups_root",
@@ -177,6 +189,7 @@ impl AgentConfig {
             kill_tasks_on_shutdown: false,
             registration_backoff_factor: Duration::from_secs(1),
             registration_backoff_max: Duration::from_secs(30),
+            isolation: "cgroups/cpu,cgroups/mem".into(),
             cgroups_root: None,
             switch_user: false,
             gc_delay: Duration::from_secs(7 * 86400),
@@ -239,6 +252,32 @@ impl AgentConfig {
             ));
         }
         Ok(out)
+    }
+
+    /// Whether `--isolation` asks for cgroups (limits) for the `mesos` containerizer.
+    pub fn cgroups_isolation(&self) -> Result<bool, AgentDaemonError> {
+        let mut cgroups = false;
+        for name in self.isolation.split(',').map(str::trim) {
+            if name.is_empty() {
+                continue;
+            }
+            let Some((family, _)) = name.split_once('/') else {
+                return Err(AgentDaemonError::Config(format!(
+                    "--isolation: `{name}` is not an isolator name (e.g. posix/cpu, cgroups/mem)"
+                )));
+            };
+            match family {
+                "cgroups" => cgroups = true,
+                "posix" | "filesystem" | "network" | "namespaces" | "disk" | "docker"
+                | "volume" | "linux" | "gpu" | "appc" | "environment_secret" => {}
+                _ => {
+                    return Err(AgentDaemonError::Config(format!(
+                        "--isolation: unknown isolator `{name}`"
+                    )))
+                }
+            }
+        }
+        Ok(cgroups)
     }
 
     /// The attributes, parsed.
@@ -446,6 +485,27 @@ mod tests {
         assert!(c.master_url().is_err());
         c.master = "http://h:5050/".into();
         assert_eq!(c.master_url().unwrap(), "http://h:5050");
+    }
+
+    #[test]
+    fn isolation_turns_cgroups_on_or_off() {
+        let c = cfg(&["--master=m:5050", "--work_dir=/tmp/x"]).unwrap();
+        assert!(c.cgroups_isolation().unwrap(), "cgroups by default");
+        let c = cfg(&[
+            "--master=m:5050",
+            "--work_dir=/tmp/x",
+            "--isolation=posix/cpu,posix/mem",
+        ])
+        .unwrap();
+        assert!(!c.cgroups_isolation().unwrap());
+        let mut c = AgentConfig::local("h:1".into(), "/tmp/x".into());
+        c.isolation = "posix/cpu,cgroups/mem".into();
+        assert!(c.cgroups_isolation().unwrap());
+        c.isolation = "posix/cpu,bogus/thing".into();
+        let err = c.cgroups_isolation().unwrap_err().to_string();
+        assert!(err.contains("`bogus/thing`"), "{err}");
+        c.isolation = "cpu".into();
+        assert!(c.cgroups_isolation().is_err());
     }
 
     #[test]

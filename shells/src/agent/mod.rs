@@ -91,6 +91,7 @@ pub async fn run(
     let master = config.master_url()?;
     let containerizers = config.containerizer_list()?;
     let attributes = config.attribute_set()?;
+    let cgroups = config.cgroups_isolation()?;
     let work_dir = if config.work_dir.is_absolute() {
         config.work_dir.clone()
     } else {
@@ -141,6 +142,7 @@ pub async fn run(
         let rt: Arc<dyn ContainerRuntime> = match name.as_str() {
             "mesos" => {
                 let mut c = ProcessConfig::new(dir);
+                c.cgroups = cgroups;
                 if let Some(root) = &config.cgroups_root {
                     c.cgroups_root = root.clone();
                 }
@@ -166,6 +168,7 @@ pub async fn run(
         "master": config.master,
         "work_dir": work_dir.display().to_string(),
         "containerizers": containerizers.join(","),
+        "isolation": config.isolation,
         "port": local.port().to_string(),
         "hostname": hostname,
         "resources": config.resources,
