@@ -40,6 +40,11 @@ pub const MAX_GC_QUEUE: usize = 100_000;
 /// [`COMPACT_RATIO`] times the size of the last snapshot.
 pub const COMPACT_MIN_BYTES: usize = 4 << 20;
 
+/// Checkpoint writes start at most this often (each ends in an fsync); what changes in between
+/// goes into the next write. The checkpoint is written behind the agent's work anyway: this
+/// only widens what a crash can lose by as much.
+pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(10);
+
 /// See [`COMPACT_MIN_BYTES`].
 pub const COMPACT_RATIO: usize = 4;
 
@@ -204,6 +209,8 @@ pub struct Agent {
     meta_dirty: bool,
     /// The next checkpoint write is a snapshot.
     snapshot_wanted: bool,
+    /// When the last checkpoint write was submitted.
+    last_checkpoint: Option<Instant>,
     /// Bytes in the journal, and in its last snapshot.
     journal_bytes: usize,
     snapshot_bytes: usize,
@@ -313,6 +320,7 @@ impl Agent {
             orphan_streams,
             meta_dirty: true,
             snapshot_wanted: true,
+            last_checkpoint: None,
             journal_bytes: 0,
             snapshot_bytes: 0,
             http: reqwest::Client::new(),
@@ -349,9 +357,13 @@ impl Agent {
     /// Writes what changed since the last write, unless a write is still in flight (`force`:
     /// queue it anyway, at shutdown). Every so often the journal is replaced by a snapshot.
     fn flush_checkpoint(&mut self, force: bool) {
-        if self.writer.busy() && !force {
+        if !force && (self.writer.busy() || self.checkpoint_due().is_some()) {
             return;
         }
+        if self.dirty.is_empty() && !self.meta_dirty && !self.snapshot_wanted {
+            return;
+        }
+        self.last_checkpoint = Some(Instant::now());
         if self.writer.take_journal_failure() {
             self.snapshot_wanted = true;
         }
@@ -439,6 +451,16 @@ impl Agent {
             let bytes = checkpoint::encode_meta(self.id.as_ref(), &self.instance);
             self.writer.submit(Job::Meta(bytes));
         }
+    }
+
+    /// When the next checkpoint write may start, if something waits for one and it is too soon
+    /// after the last (see [`MIN_CHECKPOINT_INTERVAL`]).
+    fn checkpoint_due(&self) -> Option<Instant> {
+        if self.dirty.is_empty() && !self.meta_dirty && !self.snapshot_wanted {
+            return None;
+        }
+        let due = self.last_checkpoint? + MIN_CHECKPOINT_INTERVAL;
+        (due > Instant::now()).then_some(due)
     }
 
     /// Re-attaches to the containers that survived the restart; reports the rest.
@@ -1493,6 +1515,11 @@ impl Agent {
                 Instant::now() + due.saturating_duration_since(now)
             });
             let gc_due = self.gc.front().map(|(t, _)| *t);
+            let checkpoint_due = if self.writer.busy() {
+                None
+            } else {
+                self.checkpoint_due()
+            };
             if *shutdown.borrow() {
                 break;
             }
@@ -1510,6 +1537,7 @@ impl Agent {
                 Some(_) = self.workers.join_next(), if !self.workers.is_empty() => {}
                 // The checkpoint write in flight is done: the next covers what changed since.
                 _ = self.writer.idle(), if self.writer.busy() => {}
+                _ = tokio::time::sleep_until(checkpoint_due.unwrap_or_else(Instant::now)), if checkpoint_due.is_some() => {}
                 // The sender's queue has room again.
                 permit = self.outbound.clone().reserve_owned(), if !self.outbox.is_empty() => {
                     if let (Ok(permit), Some(m)) = (permit, self.outbox.pop_front()) {
