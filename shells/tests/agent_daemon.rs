@@ -777,3 +777,37 @@ async fn many_tasks_and_their_unacknowledged_updates_survive_a_restart() {
     agent.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posix_isolation_runs_tasks_without_a_cgroup_of_their_own() {
+    let mut m = FakeMaster::start().await;
+    let dir = work_dir("posix");
+    let mut cfg = config(&m.addr, dir.clone());
+    cfg.isolation = "posix/cpu,posix/mem".into();
+    cfg.kill_tasks_on_shutdown = true;
+    let agent = RunningAgent::start(cfg).await;
+    m.registration().await;
+    m.stream_opened().await;
+    let fw = framework("fw-posix");
+    let pidfile = dir.join("posix.pid");
+    let cmd = format!("echo $$ > {}; exec sleep 300", pidfile.display());
+    launch_running(&mut m, &fw, task("t-posix", "fake-S0", &cmd)).await;
+    let mut pid = String::new();
+    for _ in 0..100 {
+        pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        if !pid.trim().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap();
+    assert!(!cgroups.contains("mesos-rs"), "{cgroups}");
+    m.command(AgentCommand::KillTask {
+        framework_id: fw.id.clone(),
+        task_id: "t-posix".into(),
+    })
+    .await;
+    m.expect_and_ack(TaskState::Killed).await;
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
