@@ -1383,6 +1383,28 @@ impl<A: Allocator> Master<A> {
             if self.gone_agents.contains(id) {
                 return Err(AgentError::Removed(id.clone()));
             }
+            // Upstream's agent reconfiguration rules: a reregistering agent keeps its hostname
+            // and may only add resources. This also stops a stray registration from rewriting
+            // a live agent (authentication of agents comes with the security work).
+            let known_host = self
+                .agents
+                .get(id)
+                .map(|a| a.hostname.as_str())
+                .or_else(|| self.recovered_agents.get(id).map(|(h, _)| h.as_str()));
+            if let Some(host) = known_host.filter(|h| *h != reg.hostname) {
+                return Err(AgentError::Invalid(format!(
+                    "agent `{id}` is registered with hostname `{host}` and cannot reregister as `{}`",
+                    reg.hostname
+                )));
+            }
+            if let Some(a) = self.agents.get(id) {
+                if !reg.resources.contains(&a.total) {
+                    return Err(AgentError::Invalid(format!(
+                        "agent `{id}` may only add resources when it reregisters: it had `{}`, now `{}`",
+                        a.total, reg.resources
+                    )));
+                }
+            }
         }
         let (id, reregistering) = match reg.id.clone() {
             Some(id) => (id, true),

@@ -1186,3 +1186,39 @@ fn terminal_states_are_counted_once_per_task() {
     assert_eq!(c.get(&TaskState::Failed), Some(&1));
     assert_eq!(c.get(&TaskState::Lost), None);
 }
+
+#[test]
+fn reregistration_keeps_the_hostname_and_may_only_add_resources() {
+    let mut h = Harness::new();
+    let agent = h.agent("host1", "cpus:2;mem:256");
+    let err =
+        h.m.register_agent(
+            h.now,
+            registration(Some(agent.clone()), "evil", "cpus:999", vec![]),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot reregister as `evil`"),
+        "{err}"
+    );
+    let err =
+        h.m.register_agent(
+            h.now,
+            registration(Some(agent.clone()), "host1", "cpus:1;mem:256", vec![]),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("may only add resources"), "{err}");
+    assert_eq!(
+        h.m.agent(&agent).unwrap().total,
+        Resources::parse("cpus:2;mem:256").unwrap()
+    );
+    h.m.register_agent(
+        h.now,
+        registration(Some(agent.clone()), "host1", "cpus:4;mem:256", vec![]),
+    )
+    .unwrap();
+    assert_eq!(
+        h.m.agent(&agent).unwrap().total,
+        Resources::parse("cpus:4;mem:256").unwrap()
+    );
+}

@@ -107,7 +107,7 @@ fn from_wire(w: WireResource, default_role: &str) -> Result<Resource, ResourcesE
             let s = w
                 .scalar
                 .ok_or_else(|| json_err(&name, "type SCALAR without `scalar`"))?;
-            Value::Scalar(scalar_from_f64(&name, &s.value.to_string(), s.value)?)
+            Value::Scalar(scalar_from_f64(&name, &format!("{:e}", s.value), s.value)?)
         }
         "RANGES" => {
             let r = w

@@ -261,3 +261,42 @@ impl TaskStateMachine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mesos' `protobuf::isTerminalState` and the master's resource recovery, state by state.
+    #[test]
+    fn terminal_and_releasing_states_match_mesos() {
+        use TaskState::*;
+        let table = [
+            (Staging, 6, false, false),
+            (Starting, 0, false, false),
+            (Running, 1, false, false),
+            (Killing, 8, false, false),
+            (Finished, 2, true, true),
+            (Failed, 3, true, true),
+            (Killed, 4, true, true),
+            (Error, 7, true, true),
+            (Lost, 5, true, true),
+            (Dropped, 9, true, true),
+            (Unreachable, 10, false, true),
+            (Gone, 11, true, true),
+            (GoneByOperator, 12, true, true),
+            (Unknown, 13, false, false),
+        ];
+        assert_eq!(table.len(), TaskState::ALL.len());
+        for (state, number, terminal, releases) in table {
+            assert_eq!(state.number(), number, "{state}");
+            assert_eq!(state.is_terminal(), terminal, "{state}");
+            assert_eq!(state.releases_resources(), releases, "{state}");
+            assert_eq!(TaskState::from_wire(state.as_str()), Some(state));
+        }
+        assert_eq!(Reason::ContainerLimitationMemory.number(), 8);
+        assert_eq!(
+            Reason::AgentReregistered.as_str(),
+            "REASON_AGENT_REREGISTERED"
+        );
+    }
+}
