@@ -472,3 +472,57 @@ async fn a_new_subscription_replaces_the_old_stream() {
     assert_eq!(s["frameworks"][0]["connected"], true);
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversized_unknown_and_mangled_bodies_get_4xx_and_the_master_lives_on() {
+    let m = TestMaster::start(fast_flags()).await;
+    let url = format!("{}/api/v1/scheduler", m.url());
+
+    let (s, body) = post(
+        &url,
+        Some("application/json"),
+        &[],
+        r#"{"type":"FROBNICATE"}"#,
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(body.contains("unknown call type 'FROBNICATE'"), "{body}");
+
+    let huge = format!(r#"{{"type":"SUBSCRIBE","pad":"{}"}}"#, "x".repeat(17 << 20));
+    let (s, _) = post(&url, Some("application/json"), &[], &huge).await;
+    assert_eq!(s, 413);
+
+    // Bounded, deterministic mangling of a valid SUBSCRIBE and ACCEPT: never a 5xx.
+    let seeds = [
+        r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"n"}}}"#,
+        r#"{"framework_id":{"value":"f"},"type":"ACCEPT","accept":{"offer_ids":[{"value":"o"}],"operations":[{"type":"LAUNCH","launch":{"task_infos":[{"name":"t","task_id":{"value":"t"},"agent_id":{"value":"a"},"resources":[{"name":"cpus","type":"SCALAR","scalar":{"value":1}}],"command":{"value":"true"}}]}}]}}"#,
+    ];
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    for seed in seeds {
+        for _ in 0..60 {
+            let mut bytes = seed.as_bytes().to_vec();
+            for _ in 0..3 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let i = (rng % bytes.len() as u64) as usize;
+                const JUNK: &[u8] = b"{}[]\":,0-9aZ\\";
+                bytes[i] = JUNK[(rng >> 32) as usize % JUNK.len()];
+            }
+            let body = String::from_utf8_lossy(&bytes).into_owned();
+            let (s, text) = post(
+                &url,
+                Some("application/json"),
+                &[("Mesos-Stream-Id", "x")],
+                &body,
+            )
+            .await;
+            assert!(s < 500, "{s} for {body}: {text}");
+        }
+    }
+    let health = reqwest::get(format!("{}/master/health", m.url()))
+        .await
+        .expect("health");
+    assert_eq!(health.status(), 200);
+    m.shutdown().await;
+}

@@ -281,6 +281,27 @@ pub fn parse_call(body: &[u8]) -> Result<SchedulerCall, WireError> {
             suppressed_roles: sub.suppressed_roles,
         });
     }
+    const KNOWN: &[&str] = &[
+        "TEARDOWN",
+        "ACCEPT",
+        "DECLINE",
+        "REVIVE",
+        "SUPPRESS",
+        "KILL",
+        "SHUTDOWN",
+        "ACKNOWLEDGE",
+        "RECONCILE",
+        "MESSAGE",
+        "REQUEST",
+        "UPDATE_FRAMEWORK",
+        "ACCEPT_INVERSE_OFFERS",
+        "DECLINE_INVERSE_OFFERS",
+        "ACKNOWLEDGE_OPERATION_STATUS",
+        "RECONCILE_OPERATIONS",
+    ];
+    if !KNOWN.contains(&kind.as_str()) {
+        return Err(WireError(format!("unknown call type '{kind}'")));
+    }
     let framework_id = framework_id.ok_or_else(|| {
         WireError(format!(
             "expecting 'framework_id' to be present for a {kind} call"
