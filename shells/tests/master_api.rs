@@ -526,3 +526,45 @@ async fn oversized_unknown_and_mangled_bodies_get_4xx_and_the_master_lives_on() 
     assert_eq!(health.status(), 200);
     m.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_unreadable_task_gets_task_error_and_the_offer_comes_back() {
+    let m = TestMaster::start(fast_flags()).await;
+    let _agent = FakeAgent::start(&m.url(), "agent-a", "cpus:1;mem:512").await;
+    let info = framework_info("bad-task", "*", &[]);
+    let mut sched = Scheduler::subscribe(&m.url(), info).await;
+    let e = sched.wait_for("OFFERS", |e| e["type"] == "OFFERS").await;
+    let offer = offers(&e).remove(0);
+    let code = sched
+        .call(json!({"type": "ACCEPT", "accept": {
+            "offer_ids": [offer["id"]],
+            "operations": [{"type": "LAUNCH", "launch": {"task_infos": [{
+                "name": "neg", "task_id": {"value": "neg"}, "agent_id": offer["agent_id"],
+                "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": -1.0}}],
+                "command": {"value": "true"}}]}}],
+            "filters": {"refuse_seconds": 0.0}}}))
+        .await;
+    assert_eq!(code, 202);
+    let u = sched
+        .wait_for("TASK_ERROR", |e| {
+            e["type"] == "UPDATE" && e["update"]["status"]["task_id"]["value"] == "neg"
+        })
+        .await;
+    let status = &u["update"]["status"];
+    assert_eq!(status["state"], "TASK_ERROR");
+    assert_eq!(status["reason"], "REASON_TASK_INVALID");
+    assert!(status.get("uuid").is_none(), "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("negative"),
+        "{status}"
+    );
+    // The offered resources were given back (refuse_seconds 0): they are offered again.
+    let again = sched
+        .wait_for("OFFERS again", |e| e["type"] == "OFFERS")
+        .await;
+    assert_eq!(offered(&offers(&again)[0], "cpus"), 1.0);
+    m.shutdown().await;
+}

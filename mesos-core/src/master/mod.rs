@@ -1014,6 +1014,22 @@ impl<A: Allocator> Master<A> {
         }
         if let Some(message) = error {
             for op in &operations {
+                if let Operation::InvalidTask {
+                    task_id,
+                    agent_id,
+                    reason,
+                } = op
+                {
+                    self.master_update(
+                        framework,
+                        task_id.clone(),
+                        agent_id.clone(),
+                        TaskState::Error,
+                        Reason::TaskInvalid,
+                        reason,
+                        now,
+                    );
+                }
                 if let Operation::Launch(tasks) = op {
                     for t in tasks {
                         let state = if partition_aware {
@@ -1043,6 +1059,7 @@ impl<A: Allocator> Master<A> {
             return;
         }
         let Some(agent_id) = agent else { return };
+        let agent_id_of_offers = agent_id.clone();
         if !operations.is_empty() {
             self.counters.offers_accepted += offer_ids.len() as u64;
         }
@@ -1084,6 +1101,22 @@ impl<A: Allocator> Master<A> {
                     }
                 }
                 Operation::Unsupported(_) => {}
+                Operation::InvalidTask {
+                    task_id,
+                    agent_id,
+                    reason,
+                } => {
+                    self.counters.tasks_error += 1;
+                    self.master_update(
+                        framework,
+                        task_id,
+                        agent_id.or_else(|| Some(agent_id_of_offers.clone())),
+                        TaskState::Error,
+                        Reason::TaskInvalid,
+                        &reason,
+                        now,
+                    );
+                }
             }
         }
         if !remaining.is_empty() {

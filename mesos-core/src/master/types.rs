@@ -198,6 +198,16 @@ pub enum Operation {
     Launch(Vec<TaskInfo>),
     /// Any other operation (RESERVE, CREATE, LAUNCH_GROUP...): not supported yet, by name.
     Unsupported(String),
+    /// A LAUNCH task whose description could not be read (e.g. negative `cpus`): like
+    /// upstream, the call is accepted and the task gets TASK_ERROR with `reason`.
+    InvalidTask {
+        /// The task's id, as given.
+        task_id: TaskId,
+        /// Its agent, if given and readable.
+        agent_id: Option<AgentId>,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A scheduler call other than SUBSCRIBE (which has its own entry point).

@@ -318,12 +318,30 @@ pub fn parse_call(body: &[u8]) -> Result<SchedulerCall, WireError> {
                         let launch = op.launch.ok_or_else(|| {
                             WireError("expecting 'accept.operations.launch' for LAUNCH".into())
                         })?;
-                        let tasks = launch
-                            .task_infos
-                            .into_iter()
-                            .enumerate()
-                            .map(|(i, t)| task_info(t, i))
-                            .collect::<Result<Vec<_>, _>>()?;
+                        let mut tasks = Vec::with_capacity(launch.task_infos.len());
+                        for (i, t) in launch.task_infos.into_iter().enumerate() {
+                            // A task that names itself but is otherwise unreadable gets a
+                            // TASK_ERROR from the master (as upstream), not a 400 for the call.
+                            let id = t
+                                .pointer("/task_id/value")
+                                .and_then(Json::as_str)
+                                .map(str::to_string);
+                            let agent = t
+                                .pointer("/agent_id/value")
+                                .and_then(Json::as_str)
+                                .map(str::to_string);
+                            match (task_info(t, i), id) {
+                                (Ok(task), _) => tasks.push(task),
+                                (Err(e), Some(id)) if !id.is_empty() => {
+                                    operations.push(Operation::InvalidTask {
+                                        task_id: TaskId::new(id),
+                                        agent_id: agent.map(AgentId::new),
+                                        reason: e.0,
+                                    });
+                                }
+                                (Err(e), _) => return Err(e),
+                            }
+                        }
                         operations.push(Operation::Launch(tasks));
                     }
                     Some(other) => operations.push(Operation::Unsupported(other.to_string())),
