@@ -232,6 +232,20 @@ impl Harness {
         id
     }
 
+    /// The agent reports a reliable status update for one of its tasks.
+    fn report(
+        &mut self,
+        agent: &AgentId,
+        fw: &FrameworkId,
+        task: &str,
+        state: TaskState,
+        uuid: u128,
+    ) {
+        self.m
+            .handle_agent(self.now, agent, update_msg(fw, task, state, uuid))
+            .unwrap();
+    }
+
     fn call(&mut self, s: &Subscription, call: Call) -> Vec<Output> {
         self.m
             .handle_call(self.now, &s.framework_id, &s.stream_id, call)
@@ -428,12 +442,7 @@ fn offers_launch_and_status_updates_flow() {
     assert_eq!(h.m.offers().count(), 0);
 
     // The agent reports RUNNING: forwarded with the agent id.
-    h.m.handle_agent(
-        h.now,
-        &agent,
-        update_msg(&s.framework_id, "t1", TaskState::Running, 1),
-    )
-    .unwrap();
+    h.report(&agent, &s.framework_id, "t1", TaskState::Running, 1);
     let ups = updates_of(&h.drain());
     assert_eq!(ups.len(), 1);
     assert_eq!(ups[0].agent_id.as_ref(), Some(&agent));
@@ -456,12 +465,7 @@ fn offers_launch_and_status_updates_flow() {
         used_before,
         Resources::parse("cpus:1;mem:128").unwrap().allocate("*")
     );
-    h.m.handle_agent(
-        h.now,
-        &agent,
-        update_msg(&s.framework_id, "t1", TaskState::Finished, 2),
-    )
-    .unwrap();
+    h.report(&agent, &s.framework_id, "t1", TaskState::Finished, 2);
     h.drain();
     assert!(h.m.used_on(h.m.agent(&agent).unwrap()).is_empty());
     assert_eq!(h.m.framework(&s.framework_id).unwrap().tasks.len(), 1);
@@ -635,12 +639,7 @@ fn implicit_reconciliation_reports_known_tasks() {
         &offer,
         vec![task("a", &agent, "cpus:1"), task("b", &agent, "cpus:0.5")],
     );
-    h.m.handle_agent(
-        h.now,
-        &agent,
-        update_msg(&s.framework_id, "a", TaskState::Running, 9),
-    )
-    .unwrap();
+    h.report(&agent, &s.framework_id, "a", TaskState::Running, 9);
     h.drain();
     let out = h.call(&s, Call::Reconcile { tasks: vec![] });
     let mut got: Vec<(String, TaskState)> = updates_of(&out)
@@ -679,12 +678,13 @@ fn silent_agents_become_unreachable_and_come_back() {
         plain.clone()
     };
     launch(&mut h, &first, &o1, vec![task("t-first", &agent, "cpus:1")]);
-    h.m.handle_agent(
-        h.now,
+    h.report(
         &agent,
-        update_msg(&first.framework_id, "t-first", TaskState::Running, 1),
-    )
-    .unwrap();
+        &first.framework_id,
+        "t-first",
+        TaskState::Running,
+        1,
+    );
     h.m.allocator_mut()
         .frameworks
         .get_mut(&first.framework_id)
@@ -699,12 +699,13 @@ fn silent_agents_become_unreachable_and_come_back() {
         &o2,
         vec![task("t-second", &agent, "cpus:1")],
     );
-    h.m.handle_agent(
-        h.now,
+    h.report(
         &agent,
-        update_msg(&second.framework_id, "t-second", TaskState::Running, 2),
-    )
-    .unwrap();
+        &second.framework_id,
+        "t-second",
+        TaskState::Running,
+        2,
+    );
     h.drain();
 
     // Pings go out every 15 s; with no answer the agent is unreachable after 5 missed pings.
@@ -885,12 +886,7 @@ fn teardown_kills_tasks_and_closes_the_stream() {
         CallError::Removed(s.framework_id.clone())
     );
     // Late updates for the removed framework are acknowledged on its behalf.
-    h.m.handle_agent(
-        h.now,
-        &agent,
-        update_msg(&s.framework_id, "t1", TaskState::Killed, 5),
-    )
-    .unwrap();
+    h.report(&agent, &s.framework_id, "t1", TaskState::Killed, 5);
     let out = h.drain();
     assert!(matches!(
         &out[..],
@@ -976,12 +972,7 @@ fn a_restarted_master_recovers_from_its_records() {
     let agent = h.agent("host1", "cpus:2;mem:256");
     let offer = offers_of(&h.tick(1)).remove(0);
     launch(&mut h, &s, &offer, vec![task("t1", &agent, "cpus:1")]);
-    h.m.handle_agent(
-        h.now,
-        &agent,
-        update_msg(&s.framework_id, "t1", TaskState::Running, 1),
-    )
-    .unwrap();
+    h.report(&agent, &s.framework_id, "t1", TaskState::Running, 1);
     h.drain();
     let records: Vec<Record> = h
         .out
@@ -1081,12 +1072,7 @@ fn a_lost_task_that_comes_back_with_its_agent_is_listed_once() {
     let agent = h.agent("host1", "cpus:2;mem:256");
     let offer = offers_of(&h.tick(1)).remove(0);
     launch(&mut h, &s, &offer, vec![task("t1", &agent, "cpus:1")]);
-    h.m.handle_agent(
-        h.now,
-        &agent,
-        update_msg(&s.framework_id, "t1", TaskState::Running, 1),
-    )
-    .unwrap();
+    h.report(&agent, &s.framework_id, "t1", TaskState::Running, 1);
     h.drain();
     for _ in 0..6 {
         h.tick(15);
@@ -1162,25 +1148,10 @@ fn terminal_states_are_counted_once_per_task() {
         &offer,
         vec![task("a", &agent, "cpus:1"), task("b", &agent, "cpus:0.5")],
     );
-    h.m.handle_agent(
-        h.now,
-        &agent,
-        update_msg(&s.framework_id, "a", TaskState::Finished, 1),
-    )
-    .unwrap();
+    h.report(&agent, &s.framework_id, "a", TaskState::Finished, 1);
     // A retried (duplicate) terminal update does not count again.
-    h.m.handle_agent(
-        h.now,
-        &agent,
-        update_msg(&s.framework_id, "a", TaskState::Finished, 1),
-    )
-    .unwrap();
-    h.m.handle_agent(
-        h.now,
-        &agent,
-        update_msg(&s.framework_id, "b", TaskState::Failed, 2),
-    )
-    .unwrap();
+    h.report(&agent, &s.framework_id, "a", TaskState::Finished, 1);
+    h.report(&agent, &s.framework_id, "b", TaskState::Failed, 2);
     let c = &h.m.counters().tasks_terminal;
     assert_eq!(c.get(&TaskState::Finished), Some(&1));
     assert_eq!(c.get(&TaskState::Failed), Some(&1));
