@@ -79,7 +79,12 @@ impl Bag {
 
     /// As `Resources`, allocated to `role` when given.
     pub(crate) fn to_resources(&self, role: Option<&Arc<str>>) -> Resources {
-        let mut out = Resources::new();
+        // Sized exactly: an offer is built per agent per cycle, and growing from empty would
+        // go through the reallocation path for nothing.
+        let n = self.scalars.iter().filter(|v| **v > 0).count()
+            + usize::from(!self.ports.is_empty())
+            + self.rest.len();
+        let mut out = Resources::with_capacity(n);
         let tag = |mut r: Resource| {
             r.allocation_role = role.cloned();
             r

@@ -52,6 +52,13 @@ impl Resources {
         }
     }
 
+    /// No resources, with room for `n` entries (for builders that know how many they add).
+    pub fn with_capacity(n: usize) -> Self {
+        Resources {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
     /// Parses the text form (`cpus:2;mem:1024;ports:[31000-32000];disks:{a,b}`, `cpus(role):1`)
     /// or, when it starts with `[`, the v1 JSON array. Unreserved entries get the role `*`.
     pub fn parse(text: &str) -> Result<Resources, ResourcesError> {
