@@ -6,6 +6,7 @@ mod master_support;
 use std::time::Duration;
 
 use master_support::*;
+use mesos_core::task::TaskState;
 use serde_json::{json, Value as Json};
 
 async fn post(
@@ -410,6 +411,116 @@ async fn agent_protocol_errors() {
         .await
         .expect("register");
     assert_eq!(r.status(), 400, "empty hostname is invalid");
+    m.shutdown().await;
+}
+
+#[tokio::test]
+async fn agent_message_batches_are_handled_in_order_and_bad_ones_are_refused() {
+    let m = TestMaster::start(fast_flags()).await;
+    let client = reqwest::Client::new();
+
+    let agent = FakeAgent::start(&m.url(), "agent-a", "cpus:2;mem:1024").await;
+    let mut sched = Scheduler::subscribe(&m.url(), framework_info("batches", "*", &[])).await;
+    let e = sched.wait_for("OFFERS", |e| e["type"] == "OFFERS").await;
+    let offer = offers(&e).remove(0);
+    sched
+        .launch(&offer, "t1", "cpus:0.5;mem:64", "sleep 100")
+        .await;
+    sched
+        .wait_for("RUNNING", |e| {
+            e["type"] == "UPDATE" && e["update"]["status"]["state"] == "TASK_RUNNING"
+        })
+        .await;
+
+    // One POST, three messages: a pong, a second RUNNING, then FINISHED; the framework sees
+    // the two updates in the order of the batch.
+    let fw = mesos_core::ids::FrameworkId::new(sched.framework_id.clone());
+    let task = mesos_core::ids::TaskId::new("t1");
+    let running = status_update(&fw, &task, &agent.id, TaskState::Running, 100);
+    let finished = status_update(&fw, &task, &agent.id, TaskState::Finished, 101);
+    let batch = json!([{"type": "PONG"}, running, finished]);
+    let url = format!("{}/internal/agent/{}/messages", m.url(), agent.id);
+    let (s, body) = post(&url, Some("application/json"), &[], &batch.to_string()).await;
+    assert_eq!(s, 202, "{body}");
+    let mut states = Vec::new();
+    while states.len() < 2 {
+        let e = sched.wait_for("UPDATE", |e| e["type"] == "UPDATE").await;
+        states.push(
+            e["update"]["status"]["state"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert_eq!(states, ["TASK_RUNNING", "TASK_FINISHED"]);
+
+    // An empty batch is fine; anything but an array of messages is a 400 naming the problem.
+    let (s, body) = post(&url, Some("application/json"), &[], "[]").await;
+    assert_eq!(s, 202, "{body}");
+    let (s, body) = post(&url, Some("application/json"), &[], r#"{"type":"PONG"}"#).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("invalid agent message batch"), "{body}");
+    let (s, body) = post(
+        &url,
+        Some("application/json"),
+        &[],
+        r#"[{"type":"PONG"},{"type":"NOPE"}]"#,
+    )
+    .await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("message 1"), "{body}");
+    let too_many = format!("[{}]", vec![r#"{"type":"PONG"}"#; 1025].join(","));
+    let (s, body) = post(&url, Some("application/json"), &[], &too_many).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("more than 1024 messages"), "{body}");
+    let (s, body) = post(
+        &url,
+        Some("application/json"),
+        &[],
+        "[{\"type\":\"PONG\"}] x",
+    )
+    .await;
+    assert_eq!(s, 400, "trailing bytes: {body}");
+    let huge = format!(r#"[{{"type":"PONG","pad":"{}"}}]"#, "x".repeat(17 << 20));
+    let (s, _) = post(&url, Some("application/json"), &[], &huge).await;
+    assert_eq!(s, 413);
+
+    // An unknown agent: 404 (the agent registers again), naming the first message not handled.
+    let (s, body) = post(
+        &format!("{}/internal/agent/nope/messages", m.url()),
+        Some("application/json"),
+        &[],
+        r#"[{"type":"PONG"},{"type":"PONG"}]"#,
+    )
+    .await;
+    assert_eq!(s, 404, "{body}");
+    assert!(body.contains("message 0"), "{body}");
+
+    // The single-message endpoint still works.
+    let (s, body) = post(
+        &format!("{}/internal/agent/{}/message", m.url(), agent.id),
+        Some("application/json"),
+        &[],
+        r#"{"type":"PONG"}"#,
+    )
+    .await;
+    assert_eq!(s, 202, "{body}");
+    // The registration answer tells agents the batch endpoint exists and its bound (registered
+    // last: its offers would compete with the fake agent's above).
+    let r = client
+        .post(format!("{}/internal/agent/register", m.url()))
+        .json(
+            &json!({"hostname": "h", "address": {"hostname": "h", "ip": "127.0.0.1", "port": 1},
+            "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1.0}}]}),
+        )
+        .send()
+        .await
+        .expect("register");
+    let status = r.status();
+    let answer: Json = r.json().await.expect("json");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["max_batch_messages"], 1024);
+
     m.shutdown().await;
 }
 

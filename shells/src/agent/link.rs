@@ -5,10 +5,15 @@
 //! - the *connection* task registers (asking the agent for the registration body each time, so a
 //!   reregistration carries the current tasks), opens the stream, forwards commands, reconnects
 //!   when it drops and registers again when the master says the agent is unknown;
-//! - the *sender* task POSTs queued messages, up to [`MAX_SENDS_IN_FLIGHT`] at a time. Order
-//!   between messages does not matter: the status-update manager keeps only one update per task
-//!   in flight (the next goes after the master acknowledged it), and pongs carry nothing.
+//! - the *sender* task POSTs queued messages, up to [`MAX_SENDS_IN_FLIGHT`] at a time. When the
+//!   master announced batches at registration (`max_batch_messages`), each POST carries all the
+//!   messages queued at that moment (up to that bound) to `/internal/agent/{id}/messages`, so a
+//!   burst of status updates costs one request instead of one each. Order between messages does
+//!   not matter: the status-update manager keeps only one update per task in flight (the next
+//!   goes after the master acknowledged it), and pongs carry nothing.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -29,6 +34,10 @@ pub const MAX_SENDS_IN_FLIGHT: usize = 32;
 
 /// Largest command record accepted from the master.
 const MAX_RECORD: usize = 16 << 20;
+
+/// Most messages the agent puts in one batch, whatever the master allows (a bound on the size of
+/// one request body: a status update is well under 16 KiB, the master's body limit is 16 MiB).
+pub const MAX_BATCH: usize = 256;
 
 /// What a master call can end in, besides success.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +71,10 @@ pub struct Registered {
     /// `total_ping_timeout_seconds`).
     #[serde(default)]
     pub total_ping_timeout_seconds: Option<f64>,
+    /// Most messages the master takes in one `POST /internal/agent/{id}/messages`; absent when
+    /// it only takes them one at a time (`/message`).
+    #[serde(default)]
+    pub max_batch_messages: Option<usize>,
 }
 
 /// An HTTP client for one master.
@@ -70,6 +83,10 @@ pub struct MasterClient {
     http: reqwest::Client,
     streaming: reqwest::Client,
     base: String,
+    /// Messages per POST the master takes (from its last registration answer; 1 until then or
+    /// when it did not say). Shared by the clones: the connection task learns it, the sender
+    /// uses it.
+    batch_limit: Arc<AtomicUsize>,
 }
 
 impl MasterClient {
@@ -90,7 +107,13 @@ impl MasterClient {
             http,
             streaming,
             base,
+            batch_limit: Arc::new(AtomicUsize::new(1)),
         })
+    }
+
+    /// How many messages the sender may put in one POST (1: one per `/message` request).
+    pub fn batch_limit(&self) -> usize {
+        self.batch_limit.load(Ordering::Relaxed).max(1)
     }
 
     async fn check(resp: reqwest::Response) -> Result<reqwest::Response, LinkError> {
@@ -116,10 +139,13 @@ impl MasterClient {
             .await
             .map_err(|e| LinkError::Unreachable(e.to_string()))?;
         let resp = Self::check(resp).await?;
-        resp.json().await.map_err(|e| LinkError::Refused {
+        let answer: Registered = resp.json().await.map_err(|e| LinkError::Refused {
             status: 200,
             body: format!("unreadable registration answer: {e}"),
-        })
+        })?;
+        let limit = answer.max_batch_messages.unwrap_or(1).clamp(1, MAX_BATCH);
+        self.batch_limit.store(limit, Ordering::Relaxed);
+        Ok(answer)
     }
 
     /// `POST /internal/agent/{id}/stream`.
@@ -143,6 +169,28 @@ impl MasterClient {
             .await
             .map_err(|e| LinkError::Unreachable(e.to_string()))?;
         Self::check(resp).await.map(|_| ())
+    }
+
+    /// `POST /internal/agent/{id}/messages`: several messages, handled by the master in order.
+    pub async fn send_batch(&self, id: &AgentId, msgs: &[AgentMessage]) -> Result<(), LinkError> {
+        let resp = self
+            .http
+            .post(format!("{}/internal/agent/{}/messages", self.base, id))
+            .json(msgs)
+            .send()
+            .await
+            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    /// Sends `msgs` the way the master takes them: one batch, or one request for a lone message
+    /// to a master that did not announce batches.
+    async fn deliver(&self, id: &AgentId, msgs: &[AgentMessage]) -> Result<(), LinkError> {
+        match msgs {
+            [] => Ok(()),
+            [one] if self.batch_limit() == 1 => self.send(id, one).await,
+            many => self.send_batch(id, many).await,
+        }
     }
 }
 
@@ -314,8 +362,9 @@ pub async fn connection(
     }
 }
 
-/// The sender task: POSTs queued messages (several at a time, see [`MAX_SENDS_IN_FLIGHT`]);
-/// failures are left to the status-update manager's retries (updates) or dropped (pongs).
+/// The sender task: POSTs queued messages (several at a time, see [`MAX_SENDS_IN_FLIGHT`], each
+/// POST with what is queued for one agent id, up to [`MasterClient::batch_limit`]); failures are
+/// left to the status-update manager's retries (updates) or dropped (pongs).
 pub async fn sender(
     client: MasterClient,
     mut queue: mpsc::Receiver<(AgentId, AgentMessage)>,
@@ -324,16 +373,23 @@ pub async fn sender(
 ) {
     let mut in_flight = futures::stream::FuturesUnordered::new();
     let mut open = true;
-    while open || !in_flight.is_empty() {
+    // A message taken from the queue that belongs to the next batch (another agent id).
+    let mut carry: Option<(AgentId, AgentMessage)> = None;
+    while open || carry.is_some() || !in_flight.is_empty() {
+        if in_flight.len() < MAX_SENDS_IN_FLIGHT {
+            if let Some(first) = carry.take() {
+                let (id, batch) = take_batch(first, &mut queue, client.batch_limit(), &mut carry);
+                let client = &client;
+                in_flight.push(async move {
+                    let result = client.deliver(&id, &batch).await;
+                    (id, result)
+                });
+                continue;
+            }
+        }
         tokio::select! {
             next = queue.recv(), if open && in_flight.len() < MAX_SENDS_IN_FLIGHT => match next {
-                Some((id, msg)) => {
-                    let client = &client;
-                    in_flight.push(async move {
-                        let result = client.send(&id, &msg).await;
-                        (id, result)
-                    });
-                }
+                Some(first) => carry = Some(first),
                 None => open = false,
             },
             Some((id, result)) = in_flight.next(), if !in_flight.is_empty() => match result {
@@ -349,5 +405,78 @@ pub async fn sender(
                 Err(e) => tracing::debug!(error = %e, "message not delivered; updates are retried"),
             },
         }
+    }
+}
+
+/// `first` and the messages queued behind it for the same agent id, at most `limit` in all; a
+/// message for another id ends the batch and is left in `carry`.
+fn take_batch(
+    first: (AgentId, AgentMessage),
+    queue: &mut mpsc::Receiver<(AgentId, AgentMessage)>,
+    limit: usize,
+    carry: &mut Option<(AgentId, AgentMessage)>,
+) -> (AgentId, Vec<AgentMessage>) {
+    let (id, msg) = first;
+    let mut batch = vec![msg];
+    while batch.len() < limit {
+        match queue.try_recv() {
+            Ok((next_id, m)) if next_id == id => batch.push(m),
+            Ok(other) => {
+                *carry = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    (id, batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pong(id: &str) -> (AgentId, AgentMessage) {
+        (AgentId::new(id), AgentMessage::Pong)
+    }
+
+    #[test]
+    fn a_batch_takes_what_is_queued_for_its_agent_up_to_the_limit() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for _ in 0..5 {
+            tx.try_send(pong("a")).unwrap();
+        }
+        let mut carry = None;
+        let (id, batch) = take_batch(pong("a"), &mut rx, 4, &mut carry);
+        assert_eq!((id.as_str(), batch.len()), ("a", 4));
+        assert!(carry.is_none());
+        let (_, batch) = take_batch(pong("a"), &mut rx, 4, &mut carry);
+        assert_eq!(batch.len(), 3, "the two left and the first");
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn another_agent_id_ends_the_batch_and_waits_in_carry() {
+        let (tx, mut rx) = mpsc::channel(16);
+        tx.try_send(pong("a")).unwrap();
+        tx.try_send(pong("b")).unwrap();
+        tx.try_send(pong("b")).unwrap();
+        let mut carry = None;
+        let (id, batch) = take_batch(pong("a"), &mut rx, 10, &mut carry);
+        assert_eq!((id.as_str(), batch.len()), ("a", 2));
+        let next = carry.take().expect("carried");
+        assert_eq!(next.0.as_str(), "b");
+        let (id, batch) = take_batch(next, &mut rx, 10, &mut carry);
+        assert_eq!((id.as_str(), batch.len()), ("b", 2));
+        assert!(carry.is_none());
+    }
+
+    #[test]
+    fn a_master_that_announces_no_batches_gets_one_message_per_request() {
+        let (tx, mut rx) = mpsc::channel(16);
+        tx.try_send(pong("a")).unwrap();
+        let mut carry = None;
+        let client = MasterClient::new("http://127.0.0.1:1".into()).unwrap();
+        let (_, batch) = take_batch(pong("a"), &mut rx, client.batch_limit(), &mut carry);
+        assert_eq!(batch.len(), 1);
     }
 }

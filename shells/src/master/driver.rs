@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use mesos_core::allocator::Allocator;
 use mesos_core::ids::{AgentId, FrameworkId};
@@ -40,6 +40,20 @@ pub const FRAMEWORK_STREAM_CAPACITY: usize = 16 * 1024;
 pub const AGENT_STREAM_CAPACITY: usize = 64 * 1024;
 /// Commands kept for an agent whose stream is not open (yet); older ones are dropped.
 pub const AGENT_BACKLOG: usize = 4096;
+
+/// Most messages in one `POST /internal/agent/{id}/messages`; told to agents when they register
+/// (`max_batch_messages`), so they know the endpoint exists and how much to put in a batch.
+pub const MAX_BATCH_MESSAGES: usize = 1024;
+
+/// Why a batch of agent messages was not wholly handled.
+#[derive(Debug, thiserror::Error)]
+#[error("message {index}: {error}")]
+pub struct BatchError {
+    /// The position of the first message that failed (those before it were handled).
+    pub index: usize,
+    /// Why it failed.
+    pub error: AgentError,
+}
 
 /// The answer to a successful SUBSCRIBE.
 pub struct Subscribed {
@@ -120,6 +134,15 @@ pub enum Input {
         message: AgentMessage,
         /// The answer.
         reply: oneshot::Sender<Result<(), AgentError>>,
+    },
+    /// Several messages from one agent, handled in order.
+    AgentMessages {
+        /// The agent.
+        agent_id: AgentId,
+        /// The messages, in the order the agent sent them.
+        messages: Vec<AgentMessage>,
+        /// The answer: the first failure, if any.
+        reply: oneshot::Sender<Result<(), BatchError>>,
     },
     /// A read-only query rendered to JSON (state, metrics, operator API).
     Query {
@@ -232,6 +255,20 @@ impl MasterHandle {
         .await
     }
 
+    /// Messages from an agent, handled in order in one pass.
+    pub async fn agent_messages(
+        &self,
+        agent_id: AgentId,
+        messages: Vec<AgentMessage>,
+    ) -> Result<Result<(), BatchError>, DriverGone> {
+        self.ask(|reply| Input::AgentMessages {
+            agent_id,
+            messages,
+            reply,
+        })
+        .await
+    }
+
     /// Renders a query.
     pub async fn query(&self, query: Query) -> Result<Json, DriverGone> {
         self.ask(|reply| Input::Query { query, reply }).await
@@ -274,6 +311,31 @@ pub struct EventBody {
     _guard: CloseGuard,
 }
 
+/// Most bytes [`EventBody`] joins into one chunk (one write on the connection).
+pub const MAX_COALESCED_BYTES: usize = 256 * 1024;
+
+impl EventBody {
+    /// Joins `first` with the records already waiting behind it (up to
+    /// [`MAX_COALESCED_BYTES`]), so a burst of records (the RUN_TASKs of one ACCEPT, the
+    /// UPDATEs of one batch of agent messages) leaves in one chunk and one write instead of one
+    /// each.
+    fn coalesce(&mut self, first: Bytes) -> Bytes {
+        let Ok(second) = self.rx.try_recv() else {
+            return first;
+        };
+        let mut joined = BytesMut::with_capacity((first.len() + second.len()) * 4);
+        joined.extend_from_slice(&first);
+        joined.extend_from_slice(&second);
+        while joined.len() < MAX_COALESCED_BYTES {
+            match self.rx.try_recv() {
+                Ok(next) => joined.extend_from_slice(&next),
+                Err(_) => break,
+            }
+        }
+        joined.freeze()
+    }
+}
+
 impl Stream for EventBody {
     type Item = Result<Bytes, Infallible>;
 
@@ -283,7 +345,7 @@ impl Stream for EventBody {
             return Poll::Ready(None);
         }
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(b)) => return Poll::Ready(Some(Ok(b))),
+            Poll::Ready(Some(first)) => return Poll::Ready(Some(Ok(self.coalesce(first)))),
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {}
         }
@@ -606,6 +668,31 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                 reply,
             } => {
                 let result = self.master.handle_agent(now, &agent_id, message);
+                self.drain();
+                let _ = reply.send(result);
+            }
+            Input::AgentMessages {
+                agent_id,
+                messages,
+                reply,
+            } => {
+                let mut result = Ok(());
+                for (index, message) in messages.into_iter().enumerate() {
+                    match self.master.handle_agent(now, &agent_id, message) {
+                        Ok(()) => {}
+                        Err(error) => {
+                            let fatal = !matches!(error, AgentError::Invalid(_));
+                            if result.is_ok() {
+                                result = Err(BatchError { index, error });
+                            }
+                            // An unknown or removed agent: the rest would fail the same way.
+                            // An invalid message does not hold back the valid ones after it.
+                            if fatal {
+                                break;
+                            }
+                        }
+                    }
+                }
                 self.drain();
                 let _ = reply.send(result);
             }

@@ -12,7 +12,7 @@ use mesos_core::ids::AgentId;
 use mesos_core::master::{AgentError, AgentMessage, AgentRegistration, Call, CallError};
 use serde_json::{json, Value as Json};
 
-use super::driver::{DriverGone, MasterHandle};
+use super::driver::{DriverGone, MasterHandle, MAX_BATCH_MESSAGES};
 use super::render::{self, Query};
 use super::v1::{self, SchedulerCall};
 use super::{ServerInfo, VERSION};
@@ -20,7 +20,8 @@ use super::{ServerInfo, VERSION};
 /// The web UI page.
 const WEBUI: &str = include_str!("../../assets/master.html");
 
-/// Largest request body accepted (an ACCEPT with many tasks).
+/// Largest request body accepted (an ACCEPT with many tasks, a batch of agent messages); a
+/// larger one is answered 413.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
 #[derive(Clone)]
@@ -50,6 +51,7 @@ pub(super) fn router(master: MasterHandle, info: Arc<ServerInfo>) -> Router {
         .route("/internal/agent/register", post(agent_register))
         .route("/internal/agent/{agent_id}/stream", post(agent_stream))
         .route("/internal/agent/{agent_id}/message", post(agent_message))
+        .route("/internal/agent/{agent_id}/messages", post(agent_messages))
         .route("/", get(webui))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -385,13 +387,16 @@ async fn operator(
     }
 }
 
-fn agent_error(e: &AgentError) -> Response {
-    let status = match e {
+fn agent_status(e: &AgentError) -> StatusCode {
+    match e {
         AgentError::Invalid(_) => StatusCode::BAD_REQUEST,
         AgentError::Removed(_) => StatusCode::FORBIDDEN,
         AgentError::UnknownAgent(_) => StatusCode::NOT_FOUND,
-    };
-    json_error(status, e.to_string())
+    }
+}
+
+fn agent_error(e: &AgentError) -> Response {
+    json_error(agent_status(e), e.to_string())
 }
 
 async fn agent_register(State(st): State<AppState>, body: Bytes) -> Response {
@@ -410,6 +415,7 @@ async fn agent_register(State(st): State<AppState>, body: Bytes) -> Response {
         Ok(Ok(id)) => axum::Json(json!({
             "agent_id": id,
             "total_ping_timeout_seconds": st.info.total_ping_timeout_secs,
+            "max_batch_messages": MAX_BATCH_MESSAGES,
         }))
         .into_response(),
     }
@@ -453,6 +459,79 @@ async fn agent_message(
         Ok(Err(e)) => agent_error(&e),
         Ok(Ok(())) => accepted(),
     }
+}
+
+/// `POST /internal/agent/{id}/messages`: a JSON array of agent messages, handled in order in
+/// one pass through the driver (one request and one answer for a burst of status updates).
+async fn agent_messages(
+    State(st): State<AppState>,
+    Path(agent_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let messages = match decode_batch(&body) {
+        Ok(m) => m,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid agent message batch: {e}"),
+            )
+        }
+    };
+    if messages.is_empty() {
+        return accepted();
+    }
+    match st
+        .master
+        .agent_messages(AgentId::new(agent_id), messages)
+        .await
+    {
+        Err(gone) => unavailable(gone),
+        Ok(Err(e)) => json_error(
+            agent_status(&e.error),
+            format!("message {}: {}", e.index, e.error),
+        ),
+        Ok(Ok(())) => accepted(),
+    }
+}
+
+/// Reads a batch of agent messages: a JSON array of at most [`MAX_BATCH_MESSAGES`] messages.
+/// An error names the first unreadable message by its index.
+pub(super) fn decode_batch(body: &[u8]) -> Result<Vec<AgentMessage>, serde_json::Error> {
+    use serde::de::{Deserializer as _, Error as _, SeqAccess, Visitor};
+
+    struct Batch;
+    impl<'de> Visitor<'de> for Batch {
+        type Value = Vec<AgentMessage>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "an array of at most {MAX_BATCH_MESSAGES} agent messages")
+        }
+
+        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+            loop {
+                if out.len() == MAX_BATCH_MESSAGES {
+                    // One more element means too many; the end of the array is fine.
+                    return match seq.next_element::<serde::de::IgnoredAny>()? {
+                        None => Ok(out),
+                        Some(_) => Err(S::Error::custom(format!(
+                            "more than {MAX_BATCH_MESSAGES} messages in one batch"
+                        ))),
+                    };
+                }
+                match seq.next_element::<AgentMessage>() {
+                    Ok(Some(m)) => out.push(m),
+                    Ok(None) => return Ok(out),
+                    Err(e) => return Err(S::Error::custom(format!("message {}: {e}", out.len()))),
+                }
+            }
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let out = (&mut de).deserialize_seq(Batch)?;
+    de.end()?;
+    Ok(out)
 }
 
 async fn webui() -> Response {

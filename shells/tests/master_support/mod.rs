@@ -313,7 +313,9 @@ pub fn offered(offer: &Json, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A fake agent: registers, answers RUN_TASK with RUNNING, PING with PONG.
+/// A fake agent: registers, answers RUN_TASK with RUNNING, PING with PONG. The answers to the
+/// commands of one received chunk go in one batch (`/internal/agent/{id}/messages`), as the
+/// real agent's sender does.
 pub struct FakeAgent {
     pub id: String,
     pub commands: Arc<Mutex<Vec<AgentCommand>>>,
@@ -377,6 +379,7 @@ impl FakeAgent {
             let mut n: u128 = 1;
             while let Some(Ok(chunk)) = body.next().await {
                 decoder.push(&chunk);
+                let mut replies = Vec::new();
                 while let Ok(Some(record)) = decoder.next_record() {
                     let Ok(cmd) = serde_json::from_slice::<AgentCommand>(&record) else {
                         return;
@@ -396,13 +399,14 @@ impl FakeAgent {
                         _ => None,
                     };
                     seen.lock().expect("lock").push(cmd);
-                    if let Some(msg) = reply {
-                        let _ = client
-                            .post(format!("{base}/internal/agent/{agent}/message"))
-                            .json(&msg)
-                            .send()
-                            .await;
-                    }
+                    replies.extend(reply);
+                }
+                if !replies.is_empty() {
+                    let _ = client
+                        .post(format!("{base}/internal/agent/{agent}/messages"))
+                        .json(&replies)
+                        .send()
+                        .await;
                 }
             }
         });
