@@ -8,14 +8,17 @@
 //! ```
 //!
 //! - `--mode noop`: agents are in-process fakes speaking the agent protocol that answer every
-//!   RUN_TASK with TASK_RUNNING at once (the master path alone). Tasks stay running, so the
-//!   master's RSS growth per task is measured too.
+//!   RUN_TASK with TASK_RUNNING at once (the master path alone), the updates that are ready in
+//!   one batch POST as the real agent's sender does. Tasks stay running, so the master's RSS
+//!   growth per task is measured too.
 //! - `--mode process`: real `mesos-agent` processes run every task (`true`) through the process
 //!   runtime; a launch counts when its TASK_FINISHED reaches the framework.
 //!
 //! The framework is a v1 HTTP scheduler in this process: it packs as many tasks (cpus:0.01 and
 //! mem:1, or mem:4 with real processes) into each offer as fit and acknowledges every update.
 
+use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -193,34 +196,44 @@ async fn wait_healthy(client: &reqwest::Client, base: &str) -> anyhow::Result<()
     bail!("master not healthy")
 }
 
-/// Reads RecordIO records from a streamed body into a channel.
-fn records(resp: reqwest::Response, tx: mpsc::Sender<Vec<u8>>) {
+/// Reads RecordIO records from a streamed body into a channel, all the whole records of a
+/// chunk at once.
+fn records(resp: reqwest::Response, tx: mpsc::Sender<Vec<Vec<u8>>>) {
     tokio::spawn(async move {
         let mut body = resp.bytes_stream();
         let mut buf: Vec<u8> = Vec::new();
         while let Some(Ok(chunk)) = body.next().await {
             buf.extend_from_slice(&chunk);
-            while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                let Some(len) = std::str::from_utf8(&buf[..nl])
+            let mut out = Vec::new();
+            let mut at = 0;
+            while let Some(nl) = buf[at..].iter().position(|b| *b == b'\n') {
+                let Some(len) = std::str::from_utf8(&buf[at..at + nl])
                     .ok()
                     .and_then(|s| s.parse::<usize>().ok())
                 else {
                     return;
                 };
-                if buf.len() < nl + 1 + len {
+                let begin = at + nl + 1;
+                if buf.len() < begin + len {
                     break;
                 }
-                let record = buf[nl + 1..nl + 1 + len].to_vec();
-                buf.drain(..nl + 1 + len);
-                if tx.send(record).await.is_err() {
-                    return;
-                }
+                out.push(buf[begin..begin + len].to_vec());
+                at = begin + len;
+            }
+            buf.drain(..at);
+            if !out.is_empty() && tx.send(out).await.is_err() {
+                return;
             }
         }
     });
 }
 
-/// A fake agent answering RUN_TASK with TASK_RUNNING.
+/// Most agent messages a fake agent puts in one POST (the master's `max_batch_messages`).
+const AGENT_BATCH: usize = 1024;
+
+/// A fake agent answering RUN_TASK with TASK_RUNNING. Like the real agent's sender, it puts the
+/// messages that are ready into one `POST /internal/agent/{id}/messages` (a JSON array), with a
+/// few POSTs in flight.
 async fn fake_agent(
     client: reqwest::Client,
     base: String,
@@ -251,39 +264,77 @@ async fn fake_agent(
         .as_str()
         .context("agent id")?
         .to_string();
+    let batch_limit = r["max_batch_messages"]
+        .as_u64()
+        .context("the master does not take message batches")? as usize;
+    let batch_limit = batch_limit.clamp(1, AGENT_BATCH);
     let resp = client
         .post(format!("{base}/internal/agent/{id}/stream"))
         .send()
         .await?;
-    let (tx, mut rx) = mpsc::channel(65_536);
+    let (tx, mut rx) = mpsc::channel(4096);
     records(resp, tx);
-    let inflight = Arc::new(Semaphore::new(64));
+    let inflight = Arc::new(Semaphore::new(8));
+    let url = format!("{base}/internal/agent/{id}/messages");
     let mut n: u128 = (index as u128) << 64;
     tokio::spawn(async move {
-        while let Some(rec) = rx.recv().await {
-            let Ok(cmd) = serde_json::from_slice::<MiniCommand>(&rec) else {
-                continue;
-            };
-            let msg = match (cmd.kind.as_str(), cmd.framework, cmd.task) {
-                ("RUN_TASK", Some(fw), Some(task)) => {
-                    n += 1;
-                    running_update(&fw.id.value, &task.task_id.value, &id, n)
+        let mut pending: VecDeque<Vec<u8>> = VecDeque::new();
+        loop {
+            if pending.is_empty() {
+                match rx.recv().await {
+                    Some(recs) => pending.extend(recs),
+                    None => return,
                 }
-                ("PING", _, _) => r#"{"type":"PONG"}"#.to_string(),
-                _ => continue,
-            };
+            }
+            while let Ok(recs) = rx.try_recv() {
+                pending.extend(recs);
+            }
+            let mut body = String::with_capacity(400 * pending.len().min(batch_limit) + 2);
+            body.push('[');
+            let mut count = 0;
+            while count < batch_limit {
+                let Some(rec) = pending.pop_front() else {
+                    break;
+                };
+                let Ok(cmd) = serde_json::from_slice::<MiniCommand>(&rec) else {
+                    continue;
+                };
+                if count > 0 {
+                    body.push(',');
+                }
+                match (cmd.kind.as_str(), cmd.framework, cmd.task) {
+                    ("RUN_TASK", Some(fw), Some(task)) => {
+                        n += 1;
+                        running_update(&mut body, &fw.id.value, &task.task_id.value, &id, n);
+                    }
+                    ("PING", _, _) => body.push_str(r#"{"type":"PONG"}"#),
+                    _ => {
+                        if count > 0 {
+                            body.pop();
+                        }
+                        continue;
+                    }
+                }
+                count += 1;
+            }
+            if count == 0 {
+                continue;
+            }
+            body.push(']');
             let Ok(permit) = inflight.clone().acquire_owned().await else {
                 return;
             };
-            let client = client.clone();
-            let url = format!("{base}/internal/agent/{id}/message");
+            let req = client
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .body(body)
+                .send();
             tokio::spawn(async move {
-                let _ = client
-                    .post(url)
-                    .header("Content-Type", "application/json")
-                    .body(msg)
-                    .send()
-                    .await;
+                match req.await {
+                    Ok(r) if r.status().is_success() => {}
+                    Ok(r) => eprintln!("agent message batch: {}", r.status()),
+                    Err(e) => eprintln!("agent message batch: {e}"),
+                }
                 drop(permit);
             });
         }
@@ -291,12 +342,13 @@ async fn fake_agent(
     Ok(())
 }
 
-/// A STATUS_UPDATE message with TASK_RUNNING, written directly.
-fn running_update(fw: &str, task: &str, agent: &str, n: u128) -> String {
-    format!(
+/// Appends a STATUS_UPDATE message with TASK_RUNNING, written directly.
+fn running_update(out: &mut String, fw: &str, task: &str, agent: &str, n: u128) {
+    let _ = write!(
+        out,
         r#"{{"type":"STATUS_UPDATE","framework_id":{{"value":"{fw}"}},"status":{{"task_id":{{"value":"{task}"}},"state":"TASK_RUNNING","source":"SOURCE_EXECUTOR","agent_id":{{"value":"{agent}"}},"timestamp":1.0,"uuid":"{}"}}}}"#,
         StatusUuid::from_u128(n).to_base64()
-    )
+    );
 }
 
 fn scalar(offer: &Json, name: &str) -> f64 {
@@ -442,88 +494,93 @@ async fn main() -> anyhow::Result<()> {
                 args.tasks
             );
         }
-        let Ok(Some(rec)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await else {
+        let Ok(Some(recs)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await else {
             continue;
         };
-        let e: MiniEvent = serde_json::from_slice(&rec)?;
-        match e.kind.as_str() {
-            "SUBSCRIBED" => {
-                framework_id = e
-                    .subscribed
-                    .map(|s| s["framework_id"].clone())
-                    .unwrap_or_default()
-            }
-            "OFFERS" => {
-                let offers = e.offers.unwrap_or_default();
-                for offer in offers["offers"].as_array().into_iter().flatten() {
-                    let left = args.tasks - launched.load(Ordering::SeqCst);
-                    let fit = ((scalar(offer, "cpus") + 1e-9) / TASK_CPUS)
-                        .min(scalar(offer, "mem") / task_mem)
-                        .floor() as usize;
-                    let n = fit.min(left);
-                    if n == 0 {
-                        // Nothing (more) to launch here: do not see this again for a while.
-                        let body = json!({"type": "DECLINE", "framework_id": framework_id,
+        for rec in recs {
+            let e: MiniEvent = serde_json::from_slice(&rec)?;
+            match e.kind.as_str() {
+                "SUBSCRIBED" => {
+                    framework_id = e
+                        .subscribed
+                        .map(|s| s["framework_id"].clone())
+                        .unwrap_or_default()
+                }
+                "OFFERS" => {
+                    let offers = e.offers.unwrap_or_default();
+                    for offer in offers["offers"].as_array().into_iter().flatten() {
+                        let left = args.tasks - launched.load(Ordering::SeqCst);
+                        let fit = ((scalar(offer, "cpus") + 1e-9) / TASK_CPUS)
+                            .min(scalar(offer, "mem") / task_mem)
+                            .floor() as usize;
+                        let n = fit.min(left);
+                        if n == 0 {
+                            // Nothing (more) to launch here: do not see this again for a while.
+                            let body = json!({"type": "DECLINE", "framework_id": framework_id,
                             "decline": {"offer_ids": [offer["id"]],
                                 "filters": {"refuse_seconds": 3600.0}}});
-                        let r = call(body.to_string()).await?;
-                        if r.status() != 202 {
-                            bail!("DECLINE: {}", r.status());
+                            let r = call(body.to_string()).await?;
+                            if r.status() != 202 {
+                                bail!("DECLINE: {}", r.status());
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                    let mut tasks = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        let i = launched.fetch_add(1, Ordering::SeqCst);
-                        tasks.push(json!({
-                            "name": "t", "task_id": {"value": format!("t{i}")},
-                            "agent_id": offer["agent_id"],
-                            "resources": [
-                                {"name": "cpus", "type": "SCALAR", "scalar": {"value": TASK_CPUS}},
-                                {"name": "mem", "type": "SCALAR", "scalar": {"value": task_mem}}],
-                            "command": {"value": "true"}}));
-                    }
-                    started.get_or_insert_with(Instant::now);
-                    let body = json!({"type": "ACCEPT", "framework_id": framework_id,
-                        "accept": {"offer_ids": [offer["id"]],
-                            "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
-                            "filters": {"refuse_seconds": 0.0}}});
-                    let r = call(body.to_string()).await?;
-                    if r.status() != 202 {
-                        bail!("ACCEPT: {}", r.status());
-                    }
-                }
-            }
-            "UPDATE" => {
-                let Some(u) = e.update else { continue };
-                let s = u.status;
-                if s.state == done_state {
-                    done.fetch_add(1, Ordering::SeqCst);
-                } else if !matches!(s.state.as_str(), "TASK_STARTING" | "TASK_RUNNING") {
-                    if failed.fetch_add(1, Ordering::SeqCst) == 0 {
-                        eprintln!(
-                            "first failure: {} {}: {}",
-                            s.task_id.value,
-                            s.state,
-                            s.message.as_deref().unwrap_or("")
+                        // The same JSON `json!` would give, written directly (the bench's CPU is
+                        // shared with the master).
+                        let agent_id = offer["agent_id"].to_string();
+                        let mut tasks = String::with_capacity(n * (200 + agent_id.len()));
+                        for k in 0..n {
+                            let i = launched.fetch_add(1, Ordering::SeqCst);
+                            if k > 0 {
+                                tasks.push(',');
+                            }
+                            let _ = write!(
+                                tasks,
+                                r#"{{"name":"t","task_id":{{"value":"t{i}"}},"agent_id":{agent_id},"resources":[{{"name":"cpus","type":"SCALAR","scalar":{{"value":{TASK_CPUS:?}}}}},{{"name":"mem","type":"SCALAR","scalar":{{"value":{task_mem:?}}}}}],"command":{{"value":"true"}}}}"#
+                            );
+                        }
+                        started.get_or_insert_with(Instant::now);
+                        let body = format!(
+                            r#"{{"type":"ACCEPT","framework_id":{framework_id},"accept":{{"offer_ids":[{}],"operations":[{{"type":"LAUNCH","launch":{{"task_infos":[{tasks}]}}}}],"filters":{{"refuse_seconds":0.0}}}}}}"#,
+                            offer["id"]
                         );
+                        let r = call(body).await?;
+                        if r.status() != 202 {
+                            bail!("ACCEPT: {}", r.status());
+                        }
                     }
-                    done.fetch_add(1, Ordering::SeqCst);
                 }
-                if let (Some(uuid), Some(agent)) = (s.uuid, s.agent_id) {
-                    let body = format!(
-                        r#"{{"type":"ACKNOWLEDGE","framework_id":{},"acknowledge":{{"agent_id":{{"value":"{}"}},"task_id":{{"value":"{}"}},"uuid":"{}"}}}}"#,
-                        framework_id, agent.value, s.task_id.value, uuid
-                    );
-                    let permit = inflight.clone().acquire_owned().await?;
-                    let req = call(body);
-                    tokio::spawn(async move {
-                        let _ = req.await;
-                        drop(permit);
-                    });
+                "UPDATE" => {
+                    let Some(u) = e.update else { continue };
+                    let s = u.status;
+                    if s.state == done_state {
+                        done.fetch_add(1, Ordering::SeqCst);
+                    } else if !matches!(s.state.as_str(), "TASK_STARTING" | "TASK_RUNNING") {
+                        if failed.fetch_add(1, Ordering::SeqCst) == 0 {
+                            eprintln!(
+                                "first failure: {} {}: {}",
+                                s.task_id.value,
+                                s.state,
+                                s.message.as_deref().unwrap_or("")
+                            );
+                        }
+                        done.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if let (Some(uuid), Some(agent)) = (s.uuid, s.agent_id) {
+                        let body = format!(
+                            r#"{{"type":"ACKNOWLEDGE","framework_id":{},"acknowledge":{{"agent_id":{{"value":"{}"}},"task_id":{{"value":"{}"}},"uuid":"{}"}}}}"#,
+                            framework_id, agent.value, s.task_id.value, uuid
+                        );
+                        let permit = inflight.clone().acquire_owned().await?;
+                        let req = call(body);
+                        tokio::spawn(async move {
+                            let _ = req.await;
+                            drop(permit);
+                        });
+                    }
                 }
+                _ => {}
             }
-            _ => {}
         }
     }
     let elapsed = started.map_or(Duration::ZERO, |s| s.elapsed());
