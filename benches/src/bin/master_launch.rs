@@ -363,7 +363,11 @@ fn scalar(offer: &Json, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::main]
+/// One thread for the bench's framework and fake agents: on a 2-core machine shared with the
+/// master, a multi-threaded runtime spent a good part of the bench's CPU on cross-thread wakeups
+/// and glibc malloc lock contention (frees on another thread than the allocation), taken from
+/// the master.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let client = reqwest::Client::builder()
