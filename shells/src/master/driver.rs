@@ -817,6 +817,67 @@ mod tests {
     use mesos_core::ids::TaskId;
     use mesos_core::master::MasterConfig;
 
+    fn body(rx: mpsc::Receiver<Bytes>) -> (EventBody, mpsc::Receiver<Input>) {
+        let (tx, inputs) = mpsc::channel(4);
+        let body = EventBody {
+            rx,
+            heartbeat: None,
+            aborted: Arc::new(AtomicBool::new(false)),
+            _guard: CloseGuard {
+                tx,
+                input: Some(Input::AgentStreamClosed {
+                    agent_id: AgentId::new("a"),
+                    conn: 0,
+                }),
+            },
+        };
+        (body, inputs)
+    }
+
+    #[tokio::test]
+    async fn records_waiting_together_leave_in_one_chunk_in_order() {
+        let (tx, rx) = mpsc::channel(16);
+        let (mut body, mut inputs) = body(rx);
+        for r in ["a", "bb", "ccc"] {
+            tx.try_send(Bytes::from(recordio::encode(r.as_bytes())))
+                .unwrap();
+        }
+        let chunk = body.next().await.unwrap().unwrap();
+        assert_eq!(&chunk[..], b"1\na2\nbb3\nccc");
+        // A lone record is passed on as it is.
+        tx.try_send(Bytes::from_static(b"1\nd")).unwrap();
+        assert_eq!(&body.next().await.unwrap().unwrap()[..], b"1\nd");
+        drop(tx);
+        assert!(body.next().await.is_none());
+        drop(body);
+        assert!(matches!(
+            inputs.recv().await,
+            Some(Input::AgentStreamClosed { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_joined_chunk_is_bounded() {
+        let (tx, rx) = mpsc::channel(64);
+        let (mut body, _inputs) = body(rx);
+        let record = Bytes::from(vec![b'x'; 100 * 1024]);
+        for _ in 0..8 {
+            tx.try_send(record.clone()).unwrap();
+        }
+        let mut sizes = Vec::new();
+        drop(tx);
+        while let Some(chunk) = body.next().await {
+            sizes.push(chunk.unwrap().len());
+        }
+        // Records are never split; a chunk stops growing once it reaches the bound.
+        assert_eq!(sizes.iter().sum::<usize>(), 8 * 100 * 1024);
+        assert!(sizes.len() > 1, "{sizes:?}");
+        assert!(
+            sizes.iter().all(|s| *s < MAX_COALESCED_BYTES + 100 * 1024),
+            "{sizes:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_subscriber_that_falls_behind_is_dropped_and_disconnected() {
         let now = wall_clock();
