@@ -14,7 +14,8 @@
 //! - [`process`], [`docker`], [`lxc`]: the three runtimes.
 //!
 //! Internals: `supervisor` (spawn, watch and signal one host process per container, shared by
-//! the process and LXC runtimes), `cgroups`, `checkpoint`, `table` (live containers and their
+//! the process and LXC runtimes), `spawn` (start a process inside its cgroups without forking the agent), `cgroups`,
+//! `checkpoint`, `table` (live containers and their
 //! termination channels), `sandbox`, `procfs`, `naming`.
 
 mod cgroups;
@@ -27,6 +28,7 @@ pub mod process;
 mod procfs;
 pub mod runtime;
 mod sandbox;
+mod spawn;
 pub mod spec;
 mod supervisor;
 mod table;

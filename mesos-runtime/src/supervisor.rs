@@ -1,20 +1,17 @@
-//! Supervising one host process per container: spawn it in its own session and cgroup, watch
-//! it, signal its process group, checkpoint its pid and start time, and find it again.
+//! Supervising one host process per container: spawn it in its own process group and cgroup
+//! (without forking the agent, see `spawn`), watch it, signal its process group, checkpoint its pid and start time, and find it again.
 //!
 //! [`crate::ProcessRuntime`] runs the task's command this way; [`crate::LxcRuntime`] runs
 //! `lxc-execute` this way (LXC forwards our signals into the container).
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use mesos_core::ids::TaskId;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Gid, Pid, Uid};
-use tokio::process::Command;
 
 use crate::cgroups::{Cgroup, Cgroups};
 use crate::checkpoint::{Checkpoints, Record};
@@ -23,6 +20,7 @@ use crate::naming::safe_name;
 use crate::procfs;
 use crate::runtime::{Recovered, ResourceUsage};
 use crate::sandbox;
+use crate::spawn::{self, SpawnSpec};
 use crate::spec::ContainerSpec;
 use crate::table::{Slot, Table};
 use crate::termination::{ExitStatus, TerminalState, Termination, TerminationReason};
@@ -49,8 +47,7 @@ pub(crate) struct Plan {
     pub name: Option<String>,
     /// Put the process into the container's cgroup before it execs (the process runtime).
     /// LXC instead creates its monitor and payload cgroups below ours itself
-    /// (`lxc.cgroup.dir.*`), so `lxc-execute` needs no `pre_exec` hook, which keeps std on its
-    /// `posix_spawn` path (no fork of the agent).
+    /// (`lxc.cgroup.dir.*`), so `lxc-execute` joins none.
     pub join_cgroup: bool,
 }
 
@@ -75,33 +72,6 @@ pub(crate) struct Supervisor {
     /// See [`crate::ProcessConfig::stale_cgroup_age`].
     stale_cgroup_age: Duration,
     table: Table<Handle>,
-}
-
-/// Makes `cmd` join the cgroups whose `cgroup.procs` files are open as `fds` before it execs,
-/// so that nothing it forks can escape them.
-///
-/// Only installed when there are cgroups to join: a `pre_exec` hook makes std fork instead of
-/// using `posix_spawn`, which costs a few hundred microseconds per launch.
-#[allow(unsafe_code)]
-fn join_cgroups_before_exec(cmd: &mut Command, fds: Vec<RawFd>) {
-    if fds.is_empty() {
-        return;
-    }
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed. It calls write(2) on descriptors opened by the parent (kept open until
-    // spawn returns), reads the already-allocated `fds` vector and builds
-    // `io::Error::last_os_error()`, which does not allocate. Writing "0" to `cgroup.procs` moves
-    // the calling process.
-    unsafe {
-        cmd.pre_exec(move || {
-            for &fd in &fds {
-                if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
 }
 
 fn to_exit(status: std::process::ExitStatus) -> Option<ExitStatus> {
@@ -250,28 +220,18 @@ impl Supervisor {
             }
             .into());
         };
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .envs(plan.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(&spec.sandbox)
-            .stdin(Stdio::null())
-            .stdout(outputs.stdout)
-            .stderr(outputs.stderr)
-            .kill_on_drop(false);
-        if let Some((uid, gid)) = plan.run_as {
-            cmd.uid(uid.as_raw()).gid(gid.as_raw());
-        }
-        // Its own process group, so that a kill reaches everything it started.
-        cmd.process_group(0);
-        if plan.join_cgroup {
-            join_cgroups_before_exec(
-                &mut cmd,
-                procs_files.iter().map(AsRawFd::as_raw_fd).collect(),
-            );
-        }
-
-        let mut child = match cmd.spawn() {
+        let spawned = spawn::spawn(&SpawnSpec {
+            program,
+            args,
+            env: &plan.env,
+            cwd: &spec.sandbox,
+            stdout: &outputs.stdout,
+            stderr: &outputs.stderr,
+            cgroup_procs: &procs_files,
+            run_as: plan.run_as,
+        });
+        drop(procs_files);
+        let mut child = match spawned {
             Ok(c) => c,
             Err(source) => {
                 undo_cgroup(&cgroup).await;
@@ -282,17 +242,7 @@ impl Supervisor {
                 });
             }
         };
-        drop(procs_files);
-        let Some(pid) = child.id().map(|p| p as i32) else {
-            // Already reaped: impossible before the first wait, but not worth a panic.
-            let status = child.wait().await.ok().and_then(to_exit);
-            undo_cgroup(&cgroup).await;
-            return Err(RuntimeError::Spawn {
-                task_id,
-                program: program.clone(),
-                source: io::Error::other(format!("the process vanished at once ({status:?})")),
-            });
-        };
+        let pid = child.id();
         let start_time = procfs::stat(pid).map(|(_, s)| s).unwrap_or(0);
 
         let record = Record {

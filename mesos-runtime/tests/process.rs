@@ -482,6 +482,55 @@ async fn a_task_id_cannot_be_launched_twice() {
 }
 
 #[tokio::test]
+async fn tasks_start_with_no_blocked_signals_and_sigpipe_at_its_default() {
+    let f = fixture("signals");
+    let mut spec = f.spec("sig", "x");
+    // Run directly (no shell), so the status is the spawned process's own.
+    spec.command = Some(CommandSpec::Argv(vec![
+        "cat".into(),
+        "/proc/self/status".into(),
+    ]));
+    let sandbox = spec.sandbox.clone();
+    f.runtime.launch(spec).await.unwrap();
+    let t = f.runtime.wait(&"sig".into()).await.unwrap();
+    assert_eq!(t.state, TerminalState::Finished, "{t:?}");
+    let status = read(sandbox.join("stdout"));
+    let mask = |name: &str| {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} missing from {status}"));
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(mask("SigBlk:"), 0, "{status}");
+    assert_eq!(mask("SigIgn:") & (1 << (libc_sigpipe() - 1)), 0, "{status}");
+}
+
+fn libc_sigpipe() -> u32 {
+    nix::sys::signal::Signal::SIGPIPE as u32
+}
+
+#[tokio::test]
+async fn a_program_missing_from_path_or_not_executable_is_a_spawn_error() {
+    let f = fixture("noexec");
+    let mut spec = f.spec("missing", "x");
+    spec.command = Some(CommandSpec::Argv(vec!["no-such-program-here".into()]));
+    let err = f.runtime.launch(spec).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::Spawn { .. }), "{err}");
+    assert!(err.to_string().contains("no-such-program-here"), "{err}");
+
+    let script = f.dir.join("not-executable.sh");
+    std::fs::write(&script, b"#!/bin/sh\ntrue\n").unwrap();
+    let mut spec = f.spec("noperm", "x");
+    spec.command = Some(CommandSpec::Argv(vec![script.display().to_string()]));
+    let err = f.runtime.launch(spec).await.unwrap_err();
+    assert!(matches!(err, RuntimeError::Spawn { .. }), "{err}");
+    assert!(err.to_string().contains("executing the program"), "{err}");
+    assert!(checkpoint_files(&f.config.checkpoint_dir).is_empty());
+    assert_eq!(f.leftover_cgroups(), 0);
+}
+
+#[tokio::test]
 async fn without_cgroups_tasks_still_run() {
     let dir = TempDir::new("nocg");
     let mut config = ProcessConfig::new(dir.join("checkpoints"));
