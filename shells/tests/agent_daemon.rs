@@ -343,8 +343,16 @@ async fn unacknowledged_updates_survive_a_restart_and_vanished_tasks_are_reporte
     assert_eq!(finished.state, TaskState::Finished);
     agent.stop().await;
 
-    // The victim dies while the agent is down (by its own pid, nothing broader).
-    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    // The victim dies while the agent is down (by its own pid, nothing broader). RUNNING only
+    // says it was started: on a loaded machine its shell may not have written the pid yet.
+    let mut pid = String::new();
+    for _ in 0..1000 {
+        pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        if pid.ends_with('\n') {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let status = std::process::Command::new("kill")
         .args(["-9", pid.trim()])
         .status()

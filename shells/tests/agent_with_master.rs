@@ -235,10 +235,16 @@ async fn killed_agent_tasks_become_unreachable_and_a_restart_recovers_them() {
         }]}}]}}))
         .await;
     sched.update_in("sleeper-1", "TASK_RUNNING").await;
-    let task_pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .to_string();
+    // RUNNING says the task was started; its shell may not have written the pid yet.
+    let mut task_pid = String::new();
+    for _ in 0..1000 {
+        task_pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        if task_pid.ends_with('\n') {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let task_pid = task_pid.trim().to_string();
 
     // Kill -9 the agent: the task becomes UNREACHABLE (the framework is partition-aware).
     agent.kill9();
