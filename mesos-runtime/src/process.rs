@@ -24,7 +24,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Settings of a [`ProcessRuntime`].
 #[derive(Clone, Debug)]
 pub struct ProcessConfig {
-    /// Where launches are checkpointed (one JSON file per container).
+    /// Where launches are checkpointed (one journal file, see `checkpoint`).
     pub checkpoint_dir: PathBuf,
     /// Use cgroups for limits and accounting when the host allows it.
     pub cgroups: bool,

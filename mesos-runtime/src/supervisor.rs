@@ -1,10 +1,10 @@
 //! Supervising one host process per container: spawn it in its own process group and cgroup
-//! (without forking the agent, see `spawn`), watch it, signal its process group, checkpoint its pid and start time, and find it again.
+//! (without forking the agent, see `spawn`), watch it, signal its process group, checkpoint its
+//! pid and start time (in the runtime's journal), and find it again.
 //!
 //! [`crate::ProcessRuntime`] runs the task's command this way; [`crate::LxcRuntime`] runs
 //! `lxc-execute` this way (LXC forwards our signals into the container).
 
-use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,7 +14,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{Gid, Pid, Uid};
 
 use crate::cgroups::{Cgroup, Cgroups};
-use crate::checkpoint::{Checkpoints, Record};
+use crate::checkpoint::{Journal, Record};
 use crate::error::RuntimeError;
 use crate::naming::safe_name;
 use crate::procfs;
@@ -58,7 +58,6 @@ pub(crate) struct Handle {
     /// Whether the process is our child (spawned by this runtime object, not recovered).
     owned: bool,
     cgroup: Option<Cgroup>,
-    checkpoint: PathBuf,
     mem_limit: Option<u64>,
     cpus: Option<f64>,
     oom_by_peak: bool,
@@ -67,7 +66,7 @@ pub(crate) struct Handle {
 /// Spawns and watches processes; shared by the process and LXC runtimes.
 pub(crate) struct Supervisor {
     name: &'static str,
-    checkpoints: Checkpoints,
+    journal: Journal,
     cgroups: Option<Cgroups>,
     /// See [`crate::ProcessConfig::stale_cgroup_age`].
     stale_cgroup_age: Duration,
@@ -150,7 +149,7 @@ impl Supervisor {
     ) -> Self {
         Supervisor {
             name,
-            checkpoints: Checkpoints::new(checkpoint_dir),
+            journal: Journal::new(checkpoint_dir),
             cgroups,
             stale_cgroup_age,
             table: Table::new(),
@@ -255,22 +254,18 @@ impl Supervisor {
             mem_limit: spec.limits.mem_bytes(),
             cpus: spec.limits.cpus,
         };
-        let checkpoint = match self.checkpoints.write(&record) {
-            Ok(p) => p,
-            Err(e) => {
-                signal_group(pid, Signal::SIGKILL);
-                let _ = child.wait().await;
-                undo_cgroup(&cgroup).await;
-                return Err(e);
-            }
-        };
+        if let Err(e) = self.journal.add(&record) {
+            signal_group(pid, Signal::SIGKILL);
+            let _ = child.wait().await;
+            undo_cgroup(&cgroup).await;
+            return Err(e);
+        }
 
         let handle = Handle {
             pid,
             start_time,
             owned: true,
             cgroup,
-            checkpoint,
             mem_limit: spec.limits.mem_bytes(),
             cpus: spec.limits.cpus,
             oom_by_peak: plan.oom_by_peak,
@@ -290,15 +285,8 @@ impl Supervisor {
     }
 
     pub(crate) async fn wait(&self, task_id: &TaskId) -> Result<Termination, RuntimeError> {
-        let checkpoint = self.table.get(task_id)?.handle.checkpoint.clone();
         self.table
-            .wait(task_id, || {
-                if let Err(e) = std::fs::remove_file(&checkpoint) {
-                    if e.kind() != io::ErrorKind::NotFound {
-                        tracing::warn!(path = %checkpoint.display(), error = %e, "could not delete checkpoint");
-                    }
-                }
-            })
+            .wait(task_id, || self.journal.remove(task_id.as_str()))
             .await
     }
 
@@ -355,12 +343,11 @@ impl Supervisor {
         still_there: impl Fn(&Record) -> bool,
     ) -> Result<Vec<Recovered>, RuntimeError> {
         let mut out = Vec::new();
-        for record in Checkpoints::read_all(dir)? {
+        for record in self.recorded(dir)? {
             let task_id = TaskId::new(record.task_id.clone());
             if self.table.contains(&task_id) {
                 continue;
             }
-            let checkpoint = Checkpoints::new(dir).path(&record.task_id);
             let cgroup = match (&self.cgroups, &record.cgroup) {
                 (Some(cgs), Some(name)) => Some(cgs.cgroup(name)).filter(Cgroup::exists),
                 _ => None,
@@ -374,7 +361,6 @@ impl Supervisor {
                         start_time: 0,
                         owned: false,
                         cgroup,
-                        checkpoint,
                         mem_limit: record.mem_limit,
                         cpus: record.cpus,
                         oom_by_peak: false,
@@ -394,7 +380,6 @@ impl Supervisor {
                 start_time,
                 owned: false,
                 cgroup,
-                checkpoint,
                 mem_limit: record.mem_limit,
                 cpus: record.cpus,
                 oom_by_peak: record.name.is_some(),
@@ -445,6 +430,25 @@ impl Supervisor {
         }
         self.sweep_stale_cgroups();
         Ok(out)
+    }
+
+    /// The records to recover from `dir`: our own journal's, or (another directory) that
+    /// directory's, adopted into ours so that collecting them forgets them.
+    fn recorded(&self, dir: &Path) -> Result<Vec<Record>, RuntimeError> {
+        if dir == self.journal.dir() {
+            return self.journal.records();
+        }
+        let records = Journal::new(dir).records()?;
+        let ours: std::collections::HashSet<String> = self
+            .journal
+            .records()?
+            .into_iter()
+            .map(|r| r.task_id)
+            .collect();
+        for r in records.iter().filter(|r| !ours.contains(&r.task_id)) {
+            self.journal.add(r)?;
+        }
+        Ok(records)
     }
 
     /// Removes empty cgroups under our parent that no container here owns and that are older
