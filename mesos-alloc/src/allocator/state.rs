@@ -34,11 +34,9 @@ pub(crate) struct AgentState {
     /// True when the total has ranges or sets (ports): such agents are never skipped as
     /// "scalars only".
     pub(crate) has_non_scalars: bool,
-    /// Bit `f % 64` is set when framework slot `f` may have a filter here: most probes of a
-    /// cycle are for frameworks without one, and this answers them without reading the list
-    /// (a cold cache line per agent). 64 bits keep false positives rare at the dozens of
-    /// filters per agent that declining frameworks build up.
-    pub(crate) filter_mask: u64,
+    /// Bit `f % 32` is set when framework slot `f` may have a filter here: most probes of a
+    /// cycle are for frameworks without one, and this answers them without reading the list.
+    pub(crate) filter_mask: u32,
     /// Bumped whenever `available` or `active` changes.
     pub(crate) gen: u64,
     /// `(gen, epoch)` of the last cycle that found nothing to offer here (`NEVER` if none:
@@ -167,7 +165,7 @@ impl RoleState {
 impl AgentState {
     /// The filters of framework slot `f` (a contiguous run, the list being sorted).
     pub(crate) fn filters_of(&self, f: u32) -> &[OfferFilter] {
-        if self.filter_mask & (1 << (f % 64)) == 0 {
+        if self.filter_mask & (1 << (f % 32)) == 0 {
             return &[];
         }
         let start = self.filters.partition_point(|x| x.framework < f);
@@ -177,7 +175,7 @@ impl AgentState {
 
     /// Adds a filter, keeping the list sorted by framework.
     pub(crate) fn add_filter(&mut self, filter: OfferFilter) {
-        self.filter_mask |= 1 << (filter.framework % 64);
+        self.filter_mask |= 1 << (filter.framework % 32);
         let at = self
             .filters
             .partition_point(|x| x.framework <= filter.framework);
@@ -191,7 +189,7 @@ impl AgentState {
         self.filter_mask = self
             .filters
             .iter()
-            .fold(0, |m, x| m | 1 << (x.framework % 64));
+            .fold(0, |m, x| m | 1 << (x.framework % 32));
         before - self.filters.len()
     }
 }
