@@ -214,7 +214,10 @@ impl Cgroups {
         limits: &Limits,
         apply_limits: bool,
     ) -> io::Result<Cgroup> {
-        let cg = self.stale_cleared(name);
+        let mut cg = self.stale_cleared(name);
+        // Only LXC creates cgroups in the other hierarchies (below its own); ours lives in the
+        // memory and cpu ones, so removing it needs no look at the others.
+        cg.others.clear();
         for dir in self.dirs(Some(name)) {
             fs::create_dir_all(&dir)?;
         }
@@ -228,17 +231,26 @@ impl Cgroups {
     }
 }
 
-/// Removes a cgroup directory and the cgroups nested in it (children first; cgroupfs only lets
-/// empty cgroups go, and their control files go with them).
-fn remove_tree(dir: &Path, depth: usize) {
-    if depth > 0 {
-        for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path(), depth - 1);
-            }
+/// Removes a cgroup directory and the cgroups nested in it (cgroupfs only lets empty cgroups
+/// go, and their control files go with them). One `rmdir` when nothing is nested (the process
+/// runtime's case); only when that fails are the children looked for, removed first, and the
+/// `rmdir` retried. Returns whether the directory is gone.
+fn remove_tree(dir: &Path, depth: usize) -> bool {
+    match fs::remove_dir(dir) {
+        Ok(()) => return true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return true,
+        Err(_) if depth == 0 => return false,
+        Err(_) => {}
+    }
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            remove_tree(&e.path(), depth - 1);
         }
     }
-    let _ = fs::remove_dir(dir);
+    match fs::remove_dir(dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
@@ -368,27 +380,33 @@ impl Cgroup {
         }
     }
 
-    pub(crate) fn remove_dirs(&self) {
-        let mut dirs = vec![self.mem.clone()];
-        dirs.extend(self.cpu.iter().cloned());
-        dirs.extend(self.cpuacct.iter().cloned());
-        dirs.extend(self.others.iter().cloned());
+    /// Removes the cgroup's directories in every hierarchy; returns whether all are gone.
+    pub(crate) fn remove_dirs(&self) -> bool {
+        let mut dirs = vec![&self.mem];
+        dirs.extend(self.cpu.iter());
+        dirs.extend(self.cpuacct.iter());
+        dirs.extend(self.others.iter());
         dirs.dedup();
+        let mut all = true;
         for d in dirs {
-            remove_tree(&d, 3);
+            all &= remove_tree(d, 3);
         }
+        all
     }
 
-    /// Kills whatever is left in the cgroup and removes it. Bounded: a process stuck in the
-    /// kernel leaves the directory behind (logged), never blocks the caller for long.
+    /// Removes the cgroup, killing whatever is left in it first if the removal is refused
+    /// (cgroupfs refuses while processes are inside). Bounded: a process stuck in the kernel
+    /// leaves the directory behind (logged), never blocks the caller for long.
     pub(crate) async fn destroy(&self) {
         for attempt in 0..50 {
-            self.signal_all(Signal::SIGKILL);
-            self.remove_dirs();
-            if !self.exists() {
+            if self.remove_dirs() {
                 return;
             }
+            self.signal_all(Signal::SIGKILL);
             tokio::time::sleep(Duration::from_millis(if attempt < 10 { 5 } else { 50 })).await;
+        }
+        if self.remove_dirs() {
+            return;
         }
         tracing::warn!(cgroup = %self.mem.display(), "cgroup could not be removed; processes are stuck in it");
     }
