@@ -39,7 +39,7 @@ pub use error::{RuntimeError, SpecError};
 pub use lxc::{LxcConfig, LxcRuntime};
 pub use process::{ProcessConfig, ProcessRuntime};
 pub use runtime::{ContainerRuntime, Recovered, ResourceUsage};
-pub use sandbox::CONTAINER_SANDBOX;
+pub use sandbox::{spread_subdirectories, CONTAINER_SANDBOX};
 pub use spec::{
     CommandSpec, ContainerInfo, ContainerSpec, DockerInfo, Limits, LxcInfo, LxcRootfs, Network,
     PortMapping, Protocol, Volume, VolumeMode,

@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use super::checkpoint::{self, AgentCheckpoint, EntryView, Job, TaskRecord};
 use super::fetcher::{fetch_all, parse_uris};
 use super::health::{self, Health, HealthCheck, Verdict};
-use super::spec::{sandbox_path, task_spec, SpecContext};
+use super::spec::{executors_dir, sandbox_path, task_spec, SpecContext};
 use super::AgentDaemonError;
 
 /// Sandboxes waiting for deletion at most; beyond it the oldest go early.
@@ -216,6 +216,10 @@ pub struct Agent {
     snapshot_bytes: usize,
     /// Sandboxes to delete, oldest first (bounded: see [`MAX_GC_QUEUE`]).
     gc: VecDeque<(Instant, PathBuf)>,
+    /// Frameworks' `executors` directories already marked with
+    /// [`mesos_runtime::spread_subdirectories`] by this process (bounded: cleared when large;
+    /// marking again is harmless).
+    spread_dirs: BTreeSet<PathBuf>,
     /// For the fetcher and HTTP health checks.
     http: reqwest::Client,
     /// Terminal states reached since start, for `/metrics/snapshot`.
@@ -326,6 +330,7 @@ impl Agent {
             http: reqwest::Client::new(),
             terminal_counts: BTreeMap::new(),
             gc: VecDeque::new(),
+            spread_dirs: BTreeSet::new(),
             updates_sent: 0,
             acks_received: 0,
             started: Instant::now(),
@@ -583,6 +588,26 @@ impl Agent {
                 tracing::warn!(task = %key.1, error = %e, "cannot restore the health check")
             }
         }
+    }
+
+    /// Creates the framework's `executors` directory once and marks it so that the file system
+    /// spreads the tasks' sandboxes over its block groups (see
+    /// [`mesos_runtime::spread_subdirectories`]: on this kind of ext4 it makes a sandbox several
+    /// times cheaper to create after many were deleted). Failures only cost that speed.
+    fn prepare_executors_dir(&mut self, agent_id: &AgentId, framework: &FrameworkRef) {
+        let dir = executors_dir(&self.settings.work_dir, agent_id, framework);
+        if self.spread_dirs.contains(&dir) {
+            return;
+        }
+        if self.spread_dirs.len() >= 4096 {
+            self.spread_dirs.clear();
+        }
+        let marked =
+            std::fs::create_dir_all(&dir).and_then(|()| mesos_runtime::spread_subdirectories(&dir));
+        if let Err(e) = marked {
+            tracing::debug!(dir = %dir.display(), error = %e, "executors directory not marked for spreading");
+        }
+        self.spread_dirs.insert(dir);
     }
 
     /// Queues a sandbox (a `.../runs/<container>` directory under the work dir) for deletion.
@@ -961,6 +986,7 @@ impl Agent {
         };
         self.shut_down.remove(&key.0);
         let container_id = random_hex(16);
+        self.prepare_executors_dir(&agent_id, &framework);
         let sandbox = sandbox_path(
             &self.settings.work_dir,
             &agent_id,

@@ -20,6 +20,17 @@ use mesos_runtime::{
 };
 use serde_json::Value as Json;
 
+/// A framework's `executors` directory on this agent, where every sandbox of its tasks starts:
+/// `<work_dir>/slaves/<agent>/frameworks/<fw>/executors`.
+pub fn executors_dir(work_dir: &Path, agent: &AgentId, framework: &FrameworkRef) -> PathBuf {
+    work_dir
+        .join("slaves")
+        .join(path_safe(agent.as_str()))
+        .join("frameworks")
+        .join(path_safe(framework.id.as_str()))
+        .join("executors")
+}
+
 /// The sandbox of a task's run: `<work_dir>/slaves/<agent>/frameworks/<fw>/executors/<task>/runs/<container>`.
 pub fn sandbox_path(
     work_dir: &Path,
@@ -28,12 +39,7 @@ pub fn sandbox_path(
     task: &TaskInfo,
     container_id: &str,
 ) -> PathBuf {
-    work_dir
-        .join("slaves")
-        .join(path_safe(agent.as_str()))
-        .join("frameworks")
-        .join(path_safe(framework.id.as_str()))
-        .join("executors")
+    executors_dir(work_dir, agent, framework)
         .join(path_safe(task.task_id.as_str()))
         .join("runs")
         .join(path_safe(container_id))
