@@ -130,7 +130,14 @@ async fn conclude(slot: &Slot<Handle>, status: Option<ExitStatus>) {
         signal_group(h.pid, Signal::SIGKILL);
     }
     let (oom_kills, peak) = match &h.cgroup {
-        Some(cg) => (cg.oom_kills(), cg.peak_memory()),
+        Some(cg) => {
+            let oom_kills = cg.oom_kills();
+            // The peak only matters for an OOM's message or when it is the OOM evidence.
+            let peak = (oom_kills > 0 || h.oom_by_peak)
+                .then(|| cg.peak_memory())
+                .flatten();
+            (oom_kills, peak)
+        }
         None => (0, None),
     };
     if let Some(cg) = &h.cgroup {
