@@ -14,9 +14,9 @@
 //! - [`process`], [`docker`], [`lxc`]: the three runtimes.
 //!
 //! Internals: `supervisor` (spawn, watch and signal one host process per container, shared by
-//! the process and LXC runtimes), `spawn` (start a process inside its cgroups without forking the agent), `cgroups`,
-//! `checkpoint`, `table` (live containers and their
-//! termination channels), `sandbox`, `procfs`, `naming`.
+//! the process and LXC runtimes), `spawn` (start a process inside its cgroups without forking
+//! the agent), `cgroups`, `checkpoint` (the runtimes' journal, Docker's per-container files),
+//! `table` (live containers and their termination channels), `sandbox`, `procfs`, `naming`.
 
 mod cgroups;
 mod checkpoint;

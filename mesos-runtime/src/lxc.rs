@@ -81,8 +81,7 @@ pub struct LxcRuntime {
     config: LxcConfig,
     instance: String,
     cgroup_v2: bool,
-    /// `lxc-execute`, resolved to an absolute path once: with a bare name and our own `PATH`,
-    /// std would fork instead of using `posix_spawn`.
+    /// `lxc-execute`, resolved to an absolute path once (no `PATH` search per launch).
     lxc_execute: String,
     /// Serialises template creation: two launches must not both run `lxc-create`.
     templates: tokio::sync::Mutex<()>,
