@@ -299,21 +299,30 @@ pub(crate) fn spawn(spec: &SpawnSpec<'_>) -> io::Result<Child> {
         // Signals stay blocked from before the clone until the child has reset its handlers,
         // so no handler of the agent ever runs on the child's side of the shared memory.
         let old_mask = block_all_signals();
+        let base = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+        let args_ptr = (&mut args as *mut ChildArgs).cast::<c_void>();
         // SAFETY: glibc's clone runs `child_main(&mut args)` in a new process on `stack`,
         // sharing our memory (CLONE_VM); CLONE_VFORK suspends this thread until the child has
         // exec'd or exited, so `args`, the strings it points to and the stack stay valid and
         // unused by anyone else while the child runs. CLONE_PIDFD stores a close-on-exec pidfd
         // in `pidfd`. The child only makes async-signal-safe calls (see `child_main`).
-        let pid = unsafe {
+        let mut pid = unsafe {
             libc::clone(
                 child_main,
                 stack.top(),
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
-                (&mut args as *mut ChildArgs).cast::<c_void>(),
+                base | libc::CLONE_PIDFD,
+                args_ptr,
                 &mut pidfd as *mut c_int,
             )
         };
-        let clone_err = io::Error::last_os_error();
+        let mut clone_err = io::Error::last_os_error();
+        if pid < 0 && clone_err.raw_os_error() == Some(libc::EINVAL) {
+            // A kernel before 5.2 has no CLONE_PIDFD: start it anyway and poll for its exit.
+            pidfd = -1;
+            // SAFETY: as above, without the pidfd.
+            pid = unsafe { libc::clone(child_main, stack.top(), base, args_ptr) };
+            clone_err = io::Error::last_os_error();
+        }
         set_signal_mask(old_mask);
         if pid < 0 {
             return Err(clone_err);
