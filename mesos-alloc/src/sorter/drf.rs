@@ -231,7 +231,7 @@ impl DrfSorter {
         if !self.tree.nodes[node as usize].ranks_stale {
             return;
         }
-        let mut children = self.tree.nodes[node as usize].children.clone();
+        let mut children = self.tree.nodes[node as usize].children.to_vec();
         let nodes = &self.tree.nodes;
         children.sort_by(|&a, &b| nodes[a as usize].name.cmp(&nodes[b as usize].name));
         for (rank, c) in children.into_iter().enumerate() {
@@ -275,12 +275,9 @@ impl DrfSorter {
         } else {
             pos
         };
-        let children = &mut self.tree.nodes[parent as usize].children;
-        if target < pos {
-            children[target..=pos].rotate_right(1);
-        } else if target > pos {
-            children[pos..=target].rotate_left(1);
-        }
+        self.tree.nodes[parent as usize]
+            .children
+            .move_to(pos, target);
     }
 
     fn sort_subtree(&mut self, node: u32) {

@@ -45,7 +45,7 @@ pub(crate) struct Node {
     pub(crate) kind: Kind,
     pub(crate) parent: u32,
     /// Front (`..n_front`): active leaves and internal nodes; back: inactive leaves.
-    pub(crate) children: Vec<u32>,
+    pub(crate) children: Children,
     pub(crate) n_front: u32,
     pub(crate) weight: f64,
     /// Number of `allocated` calls on this node or below (never decremented, as upstream).
@@ -66,6 +66,83 @@ pub(crate) struct Node {
 impl Node {
     fn is_leaf(&self) -> bool {
         self.kind != Kind::Internal
+    }
+}
+
+/// A node's children in order: a vector whose start can move, so that moving a child from
+/// near the front to near the back (the DRF sorter's common case: the client just served
+/// goes behind every client it now exceeds) shifts the few children outside the move
+/// instead of all those inside it.
+#[derive(Debug, Default)]
+pub(crate) struct Children {
+    /// The children are `buf[head..]`; `buf[..head]` is spare room left by moves.
+    buf: Vec<u32>,
+    head: usize,
+}
+
+impl std::ops::Deref for Children {
+    type Target = [u32];
+    fn deref(&self) -> &[u32] {
+        &self.buf[self.head..]
+    }
+}
+
+impl std::ops::DerefMut for Children {
+    fn deref_mut(&mut self) -> &mut [u32] {
+        &mut self.buf[self.head..]
+    }
+}
+
+impl Children {
+    pub(crate) fn new() -> Self {
+        Children::default()
+    }
+
+    pub(crate) fn insert(&mut self, i: usize, child: u32) {
+        if i == 0 && self.head > 0 {
+            self.head -= 1;
+            self.buf[self.head] = child;
+        } else {
+            self.buf.insert(self.head + i, child);
+        }
+    }
+
+    pub(crate) fn push(&mut self, child: u32) {
+        self.buf.push(child);
+    }
+
+    pub(crate) fn remove(&mut self, i: usize) -> u32 {
+        self.buf.remove(self.head + i)
+    }
+
+    /// Moves the child at `from` to index `to`, the others keeping their order.
+    pub(crate) fn move_to(&mut self, from: usize, to: usize) {
+        if to < from {
+            self[to..=from].rotate_right(1);
+            return;
+        }
+        if to == from {
+            return;
+        }
+        let len = self.len();
+        // Either rotate `from..=to` (`to - from` values move), or shift the `from` values
+        // before it one step into the spare room at the start and the `len - 1 - to` values
+        // after `to` one step towards the end.
+        if from + (len - 1 - to) >= to - from {
+            self[from..=to].rotate_left(1);
+            return;
+        }
+        let child = self[from];
+        let h = self.head;
+        self.buf.copy_within(h..h + from, h + 1);
+        self.head += 1;
+        self.buf.insert(self.head + to, child);
+        // Give the spare room back once it is as large as the list (amortised: one shift of
+        // the list per `len` moves).
+        if self.head >= self.len().max(16) {
+            self.buf.drain(..self.head);
+            self.head = 0;
+        }
     }
 }
 
@@ -135,7 +212,7 @@ impl Tree {
             path: "".into(),
             kind: Kind::Internal,
             parent: NONE,
-            children: Vec::new(),
+            children: Children::new(),
             n_front: 0,
             weight: 1.0,
             count: 0,
@@ -182,7 +259,7 @@ impl Tree {
             path: path.clone(),
             kind,
             parent,
-            children: Vec::new(),
+            children: Children::new(),
             n_front: 0,
             weight,
             count: 0,
@@ -213,7 +290,7 @@ impl Tree {
         let node = &mut self.nodes[idx as usize];
         node.live = false;
         node.stale = false;
-        node.children = Vec::new();
+        node.children = Children::new();
         node.alloc = Vec::new();
         let path = std::mem::take(&mut node.path);
         self.node_by_path.remove(&path);
@@ -670,6 +747,84 @@ impl Iterator for PreOrder<'_> {
                 Kind::ActiveLeaf => return Some(ClientId(c.client)),
                 Kind::Internal => self.push(child),
                 Kind::InactiveLeaf => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Children;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Move(usize, usize),
+        InsertFront,
+        Insert(usize),
+        Push,
+        Remove(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0usize..64, 0usize..64).prop_map(|(a, b)| Op::Move(a, b)),
+            // The common move: the front to near the back.
+            6 => (0usize..4).prop_map(|b| Op::Move(0, usize::MAX - b)),
+            1 => Just(Op::InsertFront),
+            1 => (0usize..64).prop_map(Op::Insert),
+            1 => Just(Op::Push),
+            1 => (0usize..64).prop_map(Op::Remove),
+        ]
+    }
+
+    proptest! {
+        /// Children behave as a plain vector whatever the moves do with the spare room.
+        #[test]
+        fn children_match_a_vector(
+            n in 0usize..40,
+            ops in proptest::collection::vec(op(), 0..300),
+        ) {
+            let mut c = Children::new();
+            let mut v: Vec<u32> = Vec::new();
+            for i in 0..n as u32 {
+                c.push(i);
+                v.push(i);
+            }
+            let mut next = n as u32;
+            for op in ops {
+                let len = v.len();
+                match op {
+                    Op::Move(a, b) if len > 0 => {
+                        let (from, to) = (a % len, (b % len).min(len - 1));
+                        let to = if b >= usize::MAX - 4 { len - 1 - (usize::MAX - b).min(len - 1) } else { to };
+                        c.move_to(from, to);
+                        let x = v.remove(from);
+                        v.insert(to, x);
+                    }
+                    Op::Move(..) => {}
+                    Op::InsertFront => {
+                        c.insert(0, next);
+                        v.insert(0, next);
+                        next += 1;
+                    }
+                    Op::Insert(i) => {
+                        let i = i % (len + 1);
+                        c.insert(i, next);
+                        v.insert(i, next);
+                        next += 1;
+                    }
+                    Op::Push => {
+                        c.push(next);
+                        v.push(next);
+                        next += 1;
+                    }
+                    Op::Remove(i) if len > 0 => {
+                        prop_assert_eq!(c.remove(i % len), v.remove(i % len));
+                    }
+                    Op::Remove(_) => {}
+                }
+                prop_assert_eq!(&c[..], &v[..]);
             }
         }
     }
