@@ -75,7 +75,7 @@ fn unreserved_drf_offers_each_new_agent_to_the_lowest_share() {
     // s1 goes to f1, the only framework.
     assert_eq!(a.agent_info(&aid("s1")).map(|(h, _)| h), Some("host"));
     let o = one(a.allocate(t(0.0)));
-    assert_eq!((o.framework.as_str(), o.role.as_str()), ("f1", "role1"));
+    assert_eq!((o.framework.as_str(), &*o.role), ("f1", "role1"));
     assert_eq!(o.resources, res("cpus:2;mem:1024").allocate("role1"));
 
     add_fw(&mut a, "f2", &["role2"]);
@@ -116,7 +116,7 @@ fn reserved_resources_go_only_to_their_role_and_its_subroles() {
     assert!(a.allocate(t(1.0)).is_empty());
     a.revive(t(1.0), &fid("f3"), &[]).unwrap();
     let o = one(a.allocate(t(1.0)));
-    assert_eq!((o.framework.as_str(), o.role.as_str()), ("f3", "role1/sub"));
+    assert_eq!((o.framework.as_str(), &*o.role), ("f3", "role1/sub"));
 }
 
 #[test]
@@ -285,12 +285,12 @@ fn suppress_and_revive_per_role() {
     a.suppress(&fid("f1"), &["r1".into()]).unwrap();
     add_agent(&mut a, "s1", "cpus:1;mem:512");
     let o = one(a.allocate(t(0.0)));
-    assert_eq!(o.role, "r2");
+    assert_eq!(&*o.role, "r2");
     decline(&mut a, t(0.0), &o, None);
     a.suppress(&fid("f1"), &["r2".into()]).unwrap();
     assert!(a.allocate(t(1.0)).is_empty());
     a.revive(t(1.0), &fid("f1"), &["r1".into()]).unwrap();
-    assert_eq!(one(a.allocate(t(1.0))).role, "r1");
+    assert_eq!(&*one(a.allocate(t(1.0))).role, "r1");
 }
 
 #[test]
@@ -342,7 +342,7 @@ fn quota_guarantee_is_met_before_fair_share() {
     let offers = a.allocate(t(1.0));
     let quota_cpus: f64 = offers
         .iter()
-        .filter(|o| o.role == "quota")
+        .filter(|o| &*o.role == "quota")
         .map(|o| o.resources.cpus())
         .sum();
     // One more cpu meets the guarantee (2 cpus); the rest goes to the non-quota role, which
@@ -350,7 +350,7 @@ fn quota_guarantee_is_met_before_fair_share() {
     assert_eq!(quota_cpus, 1.0, "{offers:#?}");
     let other: f64 = offers
         .iter()
-        .filter(|o| o.role == "noquota")
+        .filter(|o| &*o.role == "noquota")
         .map(|o| o.resources.cpus())
         .sum();
     assert_eq!(other, 2.0);
@@ -412,7 +412,7 @@ fn weights_skew_the_fair_share() {
         add_agent(&mut a, &format!("s{i}"), "cpus:1;mem:512");
     }
     let offers = a.allocate(t(0.0));
-    let heavy = offers.iter().filter(|o| o.role == "heavy").count();
+    let heavy = offers.iter().filter(|o| &*o.role == "heavy").count();
     assert_eq!((heavy, offers.len() - heavy), (20, 10));
 }
 
@@ -705,7 +705,11 @@ fn the_quota_stage_serves_roles_in_drf_order() {
     add_agent(&mut a, "s2", "cpus:1;mem:100");
     // Shares: a = 1/3, b = c = 0. The first agent goes to b (share 0, `b` < `c`); b then ties
     // with a on share and count, but c (share 0) comes first for the second agent.
-    let mut roles: Vec<String> = a.allocate(t(1.0)).into_iter().map(|o| o.role).collect();
+    let mut roles: Vec<String> = a
+        .allocate(t(1.0))
+        .into_iter()
+        .map(|o| o.role.to_string())
+        .collect();
     roles.sort();
     assert_eq!(roles, ["b", "c"]);
 }
@@ -738,7 +742,7 @@ fn resources_handed_back_without_a_role_are_matched_to_the_role_holding_them() {
     a.suppress(&fid("f1"), &["r1".into()]).unwrap();
     add_agent(&mut a, "s1", "cpus:2;mem:1024");
     let o = one(a.allocate(t(0.0)));
-    assert_eq!(o.role, "r2");
+    assert_eq!(&*o.role, "r2");
     // A task's resources as a framework might send them: no allocation role.
     a.recover_resources(t(1.0), &fid("f1"), &aid("s1"), &res("cpus:1;mem:512"), None)
         .unwrap();

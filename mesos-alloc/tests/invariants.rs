@@ -182,7 +182,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     for f in &m.filters {
                         let filtered = f.framework == o.framework
                             && f.agent == o.agent
-                            && f.role == o.role
+                            && *f.role == *o.role
                             && f.expires > now
                             && f.refused.contains(&unalloc);
                         prop_assert!(!filtered, "filtered offer {:?}", o);
@@ -191,7 +191,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     prop_assert!(o
                         .resources
                         .iter()
-                        .all(|r| r.allocation_role.as_deref() == Some(o.role.as_str())));
+                        .all(|r| r.allocation_role.as_deref() == Some(&*o.role)));
                 }
                 m.offers.extend(offers);
                 check_agents(&a, &m)?;
@@ -201,7 +201,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     .offers
                     .iter()
                     .chain(&m.running)
-                    .filter(|o| o.role == "q")
+                    .filter(|o| &*o.role == "q")
                     .map(|o| &o.resources)
                     .collect();
                 let mut consumed = ResourceQuantities::new();
@@ -254,7 +254,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     m.filters.push(Filter {
                         framework: o.framework.clone(),
                         agent: o.agent.clone(),
-                        role: o.role.clone(),
+                        role: o.role.to_string(),
                         refused: o.resources.unallocate(),
                         expires: now + d.max(Duration::from_secs(1)),
                     });

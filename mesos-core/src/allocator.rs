@@ -6,6 +6,7 @@
 //! the master asks [`Allocator::poll_timeout`] when the allocator next wants to run and calls
 //! [`Allocator::allocate`] with the current time when it is due or when an event asked for it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::attributes::Attributes;
@@ -44,8 +45,9 @@ pub struct AgentSpec {
 pub struct Allocation {
     /// Who receives the offer.
     pub framework: FrameworkId,
-    /// The role it is offered under.
-    pub role: String,
+    /// The role it is offered under, shared with the allocation roles of `resources` (an
+    /// allocator builds one offer per agent per cycle; sharing the name spares a copy each).
+    pub role: Arc<str>,
     /// Where the resources are.
     pub agent: AgentId,
     /// What is offered.

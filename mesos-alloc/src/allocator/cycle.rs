@@ -361,7 +361,7 @@ impl HierarchicalAllocator {
             if stage1 && book.unsatisfied == 0 {
                 break;
             }
-            let Some(role) = roles.get(r as usize).and_then(Option::as_ref) else {
+            let Some(role) = roles.get_mut(r as usize).and_then(Option::as_mut) else {
                 continue;
             };
             let rc = role.client;
@@ -381,7 +381,14 @@ impl HierarchicalAllocator {
                 continue;
             };
             sorter.prepare();
-            let role_arc = role.arc.clone();
+            // Disjoint borrows of the role: its name is read while its totals grow.
+            let super::state::RoleState {
+                arc: role_arc,
+                fw_of_client,
+                allocated_all,
+                allocated_unreserved,
+                ..
+            } = role;
             // Without reservations, limits or headroom to keep, the role may have the whole
             // agent: no copy is made until an offer is.
             let whole = !stage1
@@ -390,10 +397,7 @@ impl HierarchicalAllocator {
                 && book.required_headroom.is_empty();
             let mut cache: Option<Cached> = None;
             for (fw_pos, fc) in sorter.order().enumerate() {
-                let Some(&f) = roles[r as usize]
-                    .as_ref()
-                    .and_then(|x| x.fw_of_client.get(fc.index()))
-                else {
+                let Some(&f) = fw_of_client.get(fc.index()) else {
                     continue;
                 };
                 let Some(fw) = frameworks.get(f as usize).and_then(Option::as_ref) else {
@@ -409,7 +413,7 @@ impl HierarchicalAllocator {
                         }
                     } else {
                         let avail = if agent.has_reservations {
-                            agent.available.allocatable_to(&role_arc)
+                            agent.available.allocatable_to(role_arc)
                         } else {
                             agent.available.clone()
                         };
@@ -463,21 +467,18 @@ impl HierarchicalAllocator {
                 };
                 agent.gen += 1;
                 let q_start = pending_q.len();
-                let role_state = roles[r as usize]
-                    .as_mut()
-                    .expect("role being served is live");
                 offered.for_each_scalar(|name, v, unreserved| {
                     pending_q.push((name.clone(), v));
-                    qty::add(&mut role_state.allocated_all, name, v);
+                    qty::add(allocated_all, name, v);
                     if unreserved {
-                        qty::add(&mut role_state.allocated_unreserved, name, v);
+                        qty::add(allocated_unreserved, name, v);
                     }
                 });
                 if book.tracking() {
                     let uq = offered.unreserved_scalar_quantities();
                     book.consume(r, &uq, cluster_total);
                 }
-                let resources = offered.to_resources(Some(&role_arc));
+                let resources = offered.to_resources(Some(role_arc));
                 let new_entry = super::hold(&mut agent.allocations, f, r, offered);
                 let fw_client = fw.roles[fr].client;
                 let fw_id = fw.id.clone();
@@ -506,7 +507,7 @@ impl HierarchicalAllocator {
                         }
                         offers.push(Allocation {
                             framework: fw_id,
-                            role: role_arc.to_string(),
+                            role: role_arc.clone(),
                             agent: agent.id.clone(),
                             resources,
                         });

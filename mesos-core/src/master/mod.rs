@@ -500,7 +500,7 @@ impl<A: Allocator> Master<A> {
                 agent_id: a.agent.clone(),
                 hostname: agent.hostname.clone(),
                 agent_address: agent.address.clone(),
-                role: a.role.clone(),
+                role: a.role.to_string(),
                 resources: a.resources,
                 attributes: agent.attributes.clone(),
                 executor_ids,

@@ -2,6 +2,7 @@
 //! (the real DRF allocator is tested in `mesos-alloc`; here only the master's bookkeeping matters).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::*;
 use crate::allocator::{AgentSpec, Allocation, Quota};
@@ -160,7 +161,7 @@ impl Allocator for FirstFit {
                 *used += &free;
                 out.push(Allocation {
                     framework: fw.clone(),
-                    role: role.clone(),
+                    role: Arc::from(role.as_str()),
                     agent: agent.clone(),
                     resources: free.allocate(&role),
                 });
