@@ -294,14 +294,17 @@ impl HierarchicalAllocator {
                 x ^= agent.gen;
                 x ^= u64::from(agent.id.as_str().as_bytes().first().copied().unwrap_or(0));
                 x ^= agent.available.touch();
-                x ^= agent.filters.last().map_or(0, |f| f.expires.as_nanos());
                 // Only the (framework, role) headers of its allocations are read while serving.
                 if let Some((f, _, _)) = agent.allocations.first() {
                     x ^= u64::from(*f);
                 }
-                if let Some(filter) = agent.filters.first() {
-                    x ^= filter.expires.as_nanos();
-                }
+                // The filter list is binary-searched: read each of its cache lines (a filter
+                // is 24 bytes; one read per two filters covers every 64-byte line).
+                x ^= agent
+                    .filters
+                    .iter()
+                    .step_by(2)
+                    .fold(0, |x, f| x ^ f.expires.as_nanos());
             }
         }
         std::hint::black_box(x);
