@@ -107,7 +107,7 @@ pub struct RoleInfo {
 /// alloc.add_framework(Time::ZERO, &FrameworkId::new("f1"), fw, &[], true).unwrap();
 /// let offers = alloc.allocate(Time::ZERO);
 /// assert_eq!(offers.len(), 1);
-/// assert_eq!(offers[0].role, "web");
+/// assert_eq!(&*offers[0].role, "web");
 /// assert_eq!(offers[0].resources.cpus(), 4.0);
 /// ```
 #[derive(Debug)]
