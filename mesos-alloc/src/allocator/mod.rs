@@ -243,7 +243,7 @@ impl HierarchicalAllocator {
         agent: &AgentId,
     ) -> Option<(&str, &mesos_core::attributes::Attributes)> {
         let a = self.agent(agent).ok()?;
-        Some((a.hostname.as_str(), &a.attributes))
+        Some((a.cold.hostname.as_str(), &a.cold.attributes))
     }
 
     /// An agent's total.
@@ -714,11 +714,11 @@ impl HierarchicalAllocator {
         let expires = now + timeout;
         let agent = self.agents[a as usize].as_mut().expect("live agent");
         // Declines of the same offer repeat the same resources: share one copy.
-        let refused = match &agent.last_refused {
+        let refused = match &agent.cold.last_refused {
             Some(prev) if **prev == refused => prev.clone(),
             _ => {
                 let arc = Arc::new(refused);
-                agent.last_refused = Some(arc.clone());
+                agent.cold.last_refused = Some(arc.clone());
                 arc
             }
         };
