@@ -486,10 +486,7 @@ async fn agent_messages(
         .await
     {
         Err(gone) => unavailable(gone),
-        Ok(Err(e)) => json_error(
-            agent_status(&e.error),
-            format!("message {}: {}", e.index, e.error),
-        ),
+        Ok(Err(e)) => json_error(agent_status(&e.error), e.to_string()),
         Ok(Ok(())) => accepted(),
     }
 }
