@@ -24,6 +24,7 @@
 //! (available + everything offered or allocated = total) is what the property tests check.
 
 mod hash;
+mod prefetch;
 pub mod sorter;
 
 mod allocator;

@@ -754,3 +754,96 @@ fn resources_handed_back_without_a_role_are_matched_to_the_role_holding_them() {
     ));
     assert_eq!(a.available(&aid("s1")).unwrap(), res("cpus:1;mem:512"));
 }
+
+/// Every entry of an offer is allocated to the offer's role.
+fn assert_tagged(o: &Allocation) {
+    for e in &o.resources {
+        assert_eq!(e.allocation_role.as_deref(), Some(&*o.role), "{o:?}");
+    }
+}
+
+#[test]
+fn a_declined_offer_is_offered_again_as_the_same_list() {
+    let mut a = new_alloc();
+    add_fw(&mut a, "f1", &["r"]);
+    add_fw(&mut a, "f2", &["r"]);
+    add_agent(&mut a, "s1", "cpus:4;mem:1024;ports:[31000-31009]");
+    let o1 = one(a.allocate(t(1.0)));
+    decline(&mut a, t(1.0), &o1, Some(Duration::from_secs(100)));
+    let o2 = one(a.allocate(t(2.0)));
+    assert_ne!(o2.framework, o1.framework);
+    assert_eq!(o2.resources, o1.resources);
+    assert!(o2.resources.ptr_eq(&o1.resources), "the list is reused");
+    assert_tagged(&o2);
+}
+
+#[test]
+fn what_comes_back_changed_is_offered_as_it_is_now() {
+    let mut a = new_alloc();
+    add_fw(&mut a, "f1", &["r"]);
+    add_fw(&mut a, "f2", &["r"]);
+    add_agent(&mut a, "s1", "cpus:4;mem:1024;ports:[31000-31009]");
+    let o1 = one(a.allocate(t(1.0)));
+    // f1 keeps a task's worth and declines the rest.
+    let kept = res("cpus:1;mem:256;ports:[31000-31000]").allocate("r");
+    let rest = &o1.resources - &kept;
+    a.recover_resources(
+        t(1.0),
+        &o1.framework,
+        &o1.agent,
+        &rest,
+        Some(Duration::from_secs(100)),
+    )
+    .unwrap();
+    let o2 = one(a.allocate(t(2.0)));
+    assert_eq!(o2.resources, rest);
+    assert!(!o2.resources.ptr_eq(&o1.resources));
+    // The task ends: its resources join what is offered next, not the old list.
+    decline(&mut a, t(2.0), &o2, None);
+    a.recover_resources(t(3.0), &o1.framework, &o1.agent, &kept, None)
+        .unwrap();
+    let o3 = one(a.allocate(t(3.0)));
+    assert_eq!(o3.resources, o1.resources);
+    assert!(!o3.resources.ptr_eq(&o1.resources));
+    assert_tagged(&o3);
+}
+
+#[test]
+fn a_reused_list_is_only_offered_in_its_own_role() {
+    let mut a = new_alloc();
+    add_fw(&mut a, "f1", &["a"]);
+    add_agent(&mut a, "s1", "cpus:4;mem:1024");
+    let o1 = one(a.allocate(t(1.0)));
+    assert_eq!(&*o1.role, "a");
+    decline(&mut a, t(1.0), &o1, None);
+    // Role `a` goes away with its only framework; `b` may take its place in the allocator.
+    a.remove_framework(&fid("f1")).unwrap();
+    add_fw(&mut a, "f2", &["b"]);
+    let o2 = one(a.allocate(t(2.0)));
+    assert_eq!(&*o2.role, "b");
+    assert_tagged(&o2);
+    assert_eq!(o2.resources.unallocate(), o1.resources.unallocate());
+}
+
+#[test]
+fn agents_with_the_same_available_resources_share_one_offer_list() {
+    let mut a = new_alloc();
+    add_fw(&mut a, "f1", &["r"]);
+    for s in ["s1", "s2"] {
+        add_agent(&mut a, s, "cpus:4;mem:1024;ports:[31000-31009]");
+    }
+    add_agent(&mut a, "s3", "cpus:4;mem:1024;ports:[31000-31008]");
+    let offers = a.allocate(t(1.0));
+    assert_eq!(offers.len(), 3);
+    let on = |s: &str| offers.iter().find(|o| o.agent == aid(s)).unwrap();
+    assert!(on("s1").resources.ptr_eq(&on("s2").resources));
+    assert!(!on("s3").resources.ptr_eq(&on("s1").resources));
+    assert_eq!(
+        on("s3").resources,
+        res("cpus:4;mem:1024;ports:[31000-31008]").allocate("r")
+    );
+    for o in &offers {
+        assert_tagged(o);
+        assert_eq!(o.resources.unallocate(), a.total(&o.agent).unwrap());
+    }
+}

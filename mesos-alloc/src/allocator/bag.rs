@@ -106,20 +106,51 @@ impl Bag {
         out
     }
 
-    /// Reads one value from each heap block of the bag (see `cycle.rs`, warming a batch of
-    /// agents before serving them).
-    pub(crate) fn touch(&self) -> u64 {
-        // One read per 64-byte line of the port list (four ranges).
-        self.ports
-            .ranges()
-            .iter()
-            .step_by(4)
-            .fold(0, |x, r| x ^ r.begin)
-            ^ self
-                .rest
-                .iter()
-                .next()
-                .map_or(0, |r| r.value.quantity().millis() as u64)
+    /// True when `list` is what [`Bag::to_resources`] makes of this bag, whatever role it was
+    /// allocated to: the same entries in the same order. Reads `list`, makes nothing.
+    pub(crate) fn same_as_list(&self, list: &Resources) -> bool {
+        let mut entries = list.iter();
+        let mut next_is = |name: &Name, value: &dyn Fn(&Value) -> bool, reserved: &[_]| {
+            entries.next().is_some_and(|e| {
+                e.name == *name && e.reservations.as_slice() == reserved && value(&e.value)
+            })
+        };
+        for (i, v) in self.scalars.iter().enumerate() {
+            if *v > 0
+                && !next_is(
+                    &SLOTS[i],
+                    &|x| matches!(x, Value::Scalar(s) if s.millis() == *v),
+                    &[],
+                )
+            {
+                return false;
+            }
+        }
+        if !self.ports.is_empty()
+            && !next_is(
+                &Name::Ports,
+                &|x| matches!(x, Value::Ranges(r) if *r == self.ports),
+                &[],
+            )
+        {
+            return false;
+        }
+        for r in &self.rest {
+            if !next_is(&r.name, &|x| *x == r.value, &r.reservations) {
+                return false;
+            }
+        }
+        entries.next().is_none()
+    }
+
+    /// Prefetches the bag's heap blocks (see `crate::prefetch`).
+    pub(crate) fn prefetch(&self) {
+        let ports = self.ports.ranges();
+        crate::prefetch::lines(ports.as_ptr(), std::mem::size_of_val(ports));
+        let rest = self.rest.list_addr();
+        if !rest.is_null() {
+            crate::prefetch::line(rest);
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -326,5 +357,44 @@ impl Bag {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bag(text: &str) -> Bag {
+        Bag::from_resources(&Resources::parse(text).unwrap())
+    }
+
+    #[test]
+    fn a_bag_is_the_same_as_its_own_list_in_any_role() {
+        for text in [
+            "cpus:1;mem:64;ports:[1-2,7-8]",
+            "cpus:1;cpus(r):2;foo:3;disks:{d1};vlans:[5-9]",
+            "ports:[1-1]",
+        ] {
+            let b = bag(text);
+            let role: Arc<str> = Arc::from("r");
+            assert!(b.same_as_list(&b.to_resources(Some(&role))), "{text}");
+            assert!(b.same_as_list(&b.to_resources(None)), "{text}");
+        }
+        assert!(Bag::default().same_as_list(&Resources::new()));
+    }
+
+    #[test]
+    fn any_difference_makes_a_bag_not_the_same_as_a_list() {
+        let b = bag("cpus:1;mem:64;ports:[1-2,7-8]");
+        for other in [
+            "cpus:1;mem:65;ports:[1-2,7-8]",
+            "cpus:1;mem:64;ports:[1-2,7-9]",
+            "cpus:1;mem:64",
+            "cpus:1;mem:64;ports:[1-2,7-8];gpus:1",
+            "cpus:1;mem:64;ports:[1-2,7-8];foo:1",
+            "cpus(r):1;mem:64;ports:[1-2,7-8]",
+        ] {
+            assert!(!b.same_as_list(&bag(other).to_resources(None)), "{other}");
+        }
     }
 }

@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use mesos_core::allocator::Allocation;
+use mesos_core::resources::Resources;
 use mesos_core::time::Time;
 use rand::seq::SliceRandom;
 
@@ -23,6 +24,7 @@ use super::bag::Bag;
 use super::qty::{self, Qty};
 use super::HierarchicalAllocator;
 use crate::hash::FxHashMap;
+use crate::prefetch;
 use crate::sorter::ClientId;
 
 /// Quota state of one top-level role during a cycle.
@@ -117,8 +119,10 @@ impl QuotaBook {
     }
 }
 
-/// Agents warmed at a time (see `HierarchicalAllocator::warm`).
-const WARM_BATCH: usize = 32;
+/// How many agents ahead of the one being served its record is prefetched, and (read from that
+/// record, in cache by then) its heap blocks. See `crate::prefetch`.
+const PREFETCH_RECORD: usize = 16;
+const PREFETCH_BLOCKS: usize = 8;
 
 /// A sorter update deferred to the end of the agent.
 #[derive(Debug)]
@@ -137,6 +141,10 @@ pub(crate) struct Pending {
 pub(crate) struct Scratch {
     pending: Vec<Pending>,
     pending_q: Vec<(mesos_core::resources::Name, i64)>,
+    /// The offer list built last (allocated to one role). Agents with the same available
+    /// resources (a cluster of one machine type, all idle) are offered this very list instead
+    /// of a copy each.
+    last_built: Resources,
 }
 
 impl HierarchicalAllocator {
@@ -258,8 +266,11 @@ impl HierarchicalAllocator {
         offers.reserve(agents.len());
         let use_memo = self.quotas.is_empty();
         for (i, &a) in agents.iter().enumerate() {
-            if i % WARM_BATCH == 0 {
-                self.warm(&agents[i..agents.len().min(i + WARM_BATCH)]);
+            if let Some(&b) = agents.get(i + PREFETCH_RECORD) {
+                self.prefetch_record(b);
+            }
+            if let Some(&b) = agents.get(i + PREFETCH_BLOCKS) {
+                self.prefetch_blocks(b);
             }
             let offered = self.serve_agent(
                 now,
@@ -281,33 +292,38 @@ impl HierarchicalAllocator {
         offers
     }
 
-    /// Reads what serving each agent will read from its scattered blocks (state, id, port list,
-    /// allocation headers, filters).
-    ///
-    /// Agents are served in a random order, so each one's memory is cold. These loads do not
-    /// depend on each other, so the core overlaps their cache misses instead of taking them
-    /// one by one inside `serve_agent`; the order and the results are unchanged.
-    fn warm(&self, batch: &[u32]) {
-        let mut x = 0u64;
-        for &a in batch {
-            if let Some(agent) = self.agents[a as usize].as_ref() {
-                x ^= agent.gen;
-                x ^= u64::from(agent.id.as_str().as_bytes().first().copied().unwrap_or(0));
-                x ^= agent.available.touch();
-                // Only the (framework, role) headers of its allocations are read while serving.
-                if let Some((f, _, _)) = agent.allocations.first() {
-                    x ^= u64::from(*f);
-                }
-                // The filter list is binary-searched: read each of its cache lines (a filter
-                // is 24 bytes; one read per two filters covers every 64-byte line).
-                x ^= agent
-                    .filters
-                    .iter()
-                    .step_by(2)
-                    .fold(0, |x, f| x ^ f.expires.as_nanos());
-            }
+    /// Prefetches agent `a`'s record (three cache lines; see `AgentState`).
+    fn prefetch_record(&self, a: u32) {
+        if let Some(slot) = self.agents.get(a as usize) {
+            prefetch::lines(slot, std::mem::size_of_val(slot));
         }
-        std::hint::black_box(x);
+    }
+
+    /// Prefetches what serving agent `a` reads or writes outside its record: the reference
+    /// counts of its id and of its cached offer list (both cloned into the offer), or else its
+    /// port list (copied into a new one), its allocations (searched, and added to) and its
+    /// filter list (binary-searched). The record itself was prefetched earlier and is read
+    /// from cache here.
+    fn prefetch_blocks(&self, a: u32) {
+        let Some(agent) = self.agents.get(a as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        prefetch::arc_counts(agent.id.as_str());
+        if agent.offer_role.is_some() {
+            prefetch::arc_counts(agent.offer_cache.list_addr());
+        } else {
+            agent.available.prefetch();
+        }
+        prefetch::lines(
+            agent.allocations.as_ptr(),
+            std::mem::size_of_val(agent.allocations.as_slice()),
+        );
+        if agent.filter_mask != 0 {
+            prefetch::lines(
+                agent.filters.as_ptr(),
+                std::mem::size_of_val(agent.filters.as_slice()),
+            );
+        }
     }
 
     /// Runs one stage on one agent; returns whether anything was offered.
@@ -351,7 +367,11 @@ impl HierarchicalAllocator {
         {
             return false;
         }
-        let Scratch { pending, pending_q } = scratch;
+        let Scratch {
+            pending,
+            pending_q,
+            last_built,
+        } = scratch;
         role_sorter.prepare();
         let role_order = match list {
             Some(set) => RoleOrder::List(set.iter()),
@@ -461,14 +481,33 @@ impl HierarchicalAllocator {
                     continue;
                 }
                 // Offer.
-                let offered = match &c.offer {
-                    None => std::mem::take(&mut agent.available),
+                let (offered, resources) = match &c.offer {
+                    None => {
+                        // The whole of `available`: the cached list when it is that.
+                        let resources = match agent.cached_offer(role_arc) {
+                            Some(cached) => cached.clone(),
+                            None => {
+                                let same_as_last = last_built.iter().next().is_some_and(|e| {
+                                    e.allocation_role
+                                        .as_ref()
+                                        .is_some_and(|x| Arc::ptr_eq(x, role_arc))
+                                }) && agent.available.same_as_list(last_built);
+                                if !same_as_last {
+                                    *last_built = agent.available.to_resources(Some(role_arc));
+                                }
+                                agent.cache_offer(last_built, role_arc);
+                                last_built.clone()
+                            }
+                        };
+                        agent.gen += 1;
+                        (std::mem::take(&mut agent.available), resources)
+                    }
                     Some(o) => {
                         agent.available.sub(o);
-                        o.clone()
+                        agent.changed();
+                        (o.clone(), o.to_resources(Some(role_arc)))
                     }
                 };
-                agent.gen += 1;
                 let q_start = pending_q.len();
                 offered.for_each_scalar(|name, v, unreserved| {
                     pending_q.push((name.clone(), v));
@@ -481,7 +520,6 @@ impl HierarchicalAllocator {
                     let uq = offered.unreserved_scalar_quantities();
                     book.consume(r, &uq, cluster_total);
                 }
-                let resources = offered.to_resources(Some(role_arc));
                 let new_entry = super::hold(&mut agent.allocations, f, r, offered);
                 let fw_client = fw.roles[fr].client;
                 let fw_id = fw.id.clone();

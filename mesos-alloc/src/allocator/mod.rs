@@ -591,7 +591,7 @@ impl HierarchicalAllocator {
         let uq = bag.unreserved_scalar_quantities();
         let agent = self.agents[a as usize].as_mut().expect("live agent");
         agent.available.sub(&bag);
-        agent.gen += 1;
+        agent.changed();
         hold(&mut agent.allocations, f, r, bag);
         let rs = self.roles[r as usize].as_mut().expect("live role");
         qty::add_all(&mut rs.allocated_unreserved, &uq);
@@ -668,12 +668,22 @@ impl HierarchicalAllocator {
     }
 
     /// Returns `part` (allocated to role slot `r`) of `f` on `a` to the agent.
-    fn remove_allocation(&mut self, f: u32, r: u32, a: u32, part: &Bag) {
+    ///
+    /// `back` is the list `part` was recovered from, when it was one list of one role: if it is
+    /// the agent's cached offer and nothing was available, `available` becomes that offer again
+    /// and the cache stays valid (see `AgentState::offer_cache`).
+    fn remove_allocation(&mut self, f: u32, r: u32, a: u32, part: &Bag, back: Option<&Resources>) {
         let q = part.scalar_quantities();
         let uq = part.unreserved_scalar_quantities();
         let agent = self.agents[a as usize].as_mut().expect("live agent");
+        let restores =
+            agent.available.is_empty() && back.is_some_and(|b| b.ptr_eq(&agent.offer_cache));
         agent.available.add(part);
-        agent.gen += 1;
+        if restores {
+            agent.gen += 1;
+        } else {
+            agent.changed();
+        }
         let mut emptied = false;
         if let Some(pos) = agent
             .allocations
@@ -868,7 +878,7 @@ impl Allocator for HierarchicalAllocator {
             e.subscribed = false;
         }
         for (a, r, res) in held {
-            self.remove_allocation(f, r, a, &res);
+            self.remove_allocation(f, r, a, &res, None);
         }
         let roles: Vec<u32> = self.fw(f).roles.iter().map(|e| e.role).collect();
         for r in roles {
@@ -974,7 +984,7 @@ impl Allocator for HierarchicalAllocator {
             .allocations
             .clone();
         for (f, r, res) in held {
-            self.remove_allocation(f, r, a, &res);
+            self.remove_allocation(f, r, a, &res, None);
         }
         for fw in self.frameworks.iter_mut().flatten() {
             fw.filter_agents.remove(&a);
@@ -1002,6 +1012,7 @@ impl Allocator for HierarchicalAllocator {
         let state = self.agents[a as usize].as_mut().expect("live agent");
         if state.active != active {
             state.active = active;
+            // `available` is unchanged: a cached offer list stays valid.
             state.gen += 1;
             if active {
                 let now = self.last_now;
@@ -1023,8 +1034,9 @@ impl Allocator for HierarchicalAllocator {
         let a = self.agent_idx(agent)?;
         let parts = self.check_held(f, a, resources)?;
         self.last_now = self.last_now.max(now);
+        let whole = (parts.len() == 1).then_some(resources);
         for (r, part) in parts {
-            self.remove_allocation(f, r, a, &part);
+            self.remove_allocation(f, r, a, &part, whole);
             if let Some(d) = refuse {
                 if !d.is_zero() {
                     let timeout = d.max(self.config.allocation_interval).min(MAX_REFUSE);

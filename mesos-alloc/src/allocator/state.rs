@@ -5,6 +5,7 @@ use std::sync::Arc;
 use mesos_core::allocator::AgentSpec;
 use mesos_core::attributes::Attributes;
 use mesos_core::ids::{AgentId, FrameworkId};
+use mesos_core::resources::Resources;
 use mesos_core::time::Time;
 
 use super::bag::Bag;
@@ -48,6 +49,17 @@ pub(crate) struct AgentState {
     /// Offer filters on this agent, sorted by framework slot. They live with the agent
     /// because a cycle looks them up while serving it, when its memory is being read anyway.
     pub(crate) filters: Vec<OfferFilter>,
+    /// The resources of the last offer of the whole of `available` (allocated to its role),
+    /// or empty.
+    ///
+    /// Invariant: when not empty, `available` is either empty (that offer is out) or equal to
+    /// it. A declined offer comes back as the very list handed out (`Resources::ptr_eq`), and
+    /// the next offer of the agent is then this list again: one reference count instead of
+    /// building a list of entries and a copy of the port ranges per agent per cycle.
+    pub(crate) offer_cache: Resources,
+    /// The role `offer_cache` is allocated to, `None` when it is empty. Compared by pointer:
+    /// holding it keeps the name alive, so no other role's name can take its address.
+    pub(crate) offer_role: Option<Arc<str>>,
 }
 
 /// The parts of an agent that allocation cycles do not read.
@@ -86,7 +98,33 @@ impl AgentState {
             gen: 0,
             idle_memo: NEVER,
             filters: Vec::new(),
+            offer_cache: Resources::new(),
+            offer_role: None,
         }
+    }
+
+    /// Records a change of `available` (or of `active`) that keeps no offer list valid.
+    pub(crate) fn changed(&mut self) {
+        self.gen += 1;
+        self.offer_cache = Resources::new();
+        self.offer_role = None;
+    }
+
+    /// The cached offer list if it can be offered to `role` now (see `offer_cache`). Reads
+    /// only this record, not the list.
+    pub(crate) fn cached_offer(&self, role: &Arc<str>) -> Option<&Resources> {
+        match &self.offer_role {
+            Some(r) if Arc::ptr_eq(r, role) && !self.available.is_empty() => {
+                Some(&self.offer_cache)
+            }
+            _ => None,
+        }
+    }
+
+    /// Remembers `offer` (all of `available`, allocated to `role`) as the cached offer list.
+    pub(crate) fn cache_offer(&mut self, offer: &Resources, role: &Arc<str>) {
+        self.offer_cache = offer.clone();
+        self.offer_role = Some(role.clone());
     }
 }
 

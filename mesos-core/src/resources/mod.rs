@@ -39,24 +39,69 @@ pub use scalar::Scalar;
 pub use value::{Set, Value, ValueType};
 
 /// A bag of resources with Mesos semantics. `==` is semantic: order does not matter.
+///
+/// The entry list is shared between clones until one of them changes (copy on write): an
+/// offer's resources travel from the allocator to the master, into the framework's offer and
+/// back with its decline, and each of those copies costs a reference count, not a list.
 #[derive(Clone, Default)]
 pub struct Resources {
-    entries: Vec<Resource>,
+    /// `None` when empty, so empty values (the common default) allocate nothing.
+    entries: Option<Arc<Vec<Resource>>>,
 }
 
 impl Resources {
     /// No resources.
     pub const fn new() -> Self {
-        Resources {
-            entries: Vec::new(),
-        }
+        Resources { entries: None }
     }
 
     /// No resources, with room for `n` entries (for builders that know how many they add).
     pub fn with_capacity(n: usize) -> Self {
         Resources {
-            entries: Vec::with_capacity(n),
+            entries: (n > 0).then(|| Arc::new(Vec::with_capacity(n))),
         }
+    }
+
+    /// True when both are clones of one non-empty list that neither has changed since.
+    ///
+    /// This is identity, not equality (use `==` for that): it tells in constant time that
+    /// resources came back exactly as they were handed out, e.g. a declined offer.
+    ///
+    /// ```
+    /// use mesos_core::resources::Resources;
+    ///
+    /// let offer = Resources::parse("cpus:2;mem:512").unwrap();
+    /// let declined = offer.clone();
+    /// assert!(declined.ptr_eq(&offer));
+    /// let mut changed = offer.clone();
+    /// changed -= &Resources::parse("cpus:1").unwrap();
+    /// assert!(!changed.ptr_eq(&offer));
+    /// assert!(!Resources::parse("cpus:2;mem:512").unwrap().ptr_eq(&offer));
+    /// ```
+    pub fn ptr_eq(&self, other: &Resources) -> bool {
+        match (&self.entries, &other.entries) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
+    /// Where the shared list lives (null when empty), for callers that prefetch the reference
+    /// counts before cloning many lists in an order the processor cannot predict. Nothing may
+    /// be read through it.
+    pub fn list_addr(&self) -> *const u8 {
+        self.entries
+            .as_ref()
+            .map_or(std::ptr::null(), |a| Arc::as_ptr(a).cast())
+    }
+
+    /// The entries as a slice.
+    fn list(&self) -> &[Resource] {
+        self.entries.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// The entries for changing: copied first when shared with a clone.
+    fn list_mut(&mut self) -> &mut Vec<Resource> {
+        Arc::make_mut(self.entries.get_or_insert_with(Default::default))
     }
 
     /// Parses the text form (`cpus:2;mem:1024;ports:[31000-32000];disks:{a,b}`, `cpus(role):1`)
@@ -79,7 +124,7 @@ impl Resources {
     /// The v1 JSON array in the given reservation format.
     pub fn to_json(&self, format: JsonFormat) -> serde_json::Value {
         serde_json::Value::Array(
-            self.entries
+            self.list()
                 .iter()
                 .map(|r| json::resource_to_json(r, format))
                 .collect(),
@@ -88,22 +133,25 @@ impl Resources {
 
     /// Releases spare capacity (for values kept for a long time, like a task's resources).
     pub fn shrink_to_fit(&mut self) {
-        self.entries.shrink_to_fit();
+        // A shared list is left as it is: copying it to save its spare room would cost more.
+        if let Some(v) = self.entries.as_mut().and_then(Arc::get_mut) {
+            v.shrink_to_fit();
+        }
     }
 
     /// The entries.
     pub fn iter(&self) -> std::slice::Iter<'_, Resource> {
-        self.entries.iter()
+        self.list().iter()
     }
 
     /// Number of entries (not of resource names: `cpus` and `cpus(r)` are two entries).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.list().len()
     }
 
     /// True when there is nothing.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.list().is_empty()
     }
 
     /// Adds one entry, merging it into the entry of the same identity; empty entries are dropped.
@@ -111,9 +159,9 @@ impl Resources {
         if resource.value.is_empty() {
             return;
         }
-        match self.entries.iter_mut().find(|e| e.addable(&resource)) {
-            Some(e) => e.value.add(&resource.value),
-            None => self.entries.push(resource),
+        match self.list().iter().position(|e| e.addable(&resource)) {
+            Some(i) => self.list_mut()[i].value.add(&resource.value),
+            None => self.list_mut().push(resource),
         }
     }
 
@@ -122,17 +170,21 @@ impl Resources {
         if resource.value.is_empty() {
             return;
         }
-        match self.entries.iter_mut().find(|e| e.addable(resource)) {
-            Some(e) => e.value.add(&resource.value),
-            None => self.entries.push(resource.clone()),
+        match self.list().iter().position(|e| e.addable(resource)) {
+            Some(i) => self.list_mut()[i].value.add(&resource.value),
+            None => self.list_mut().push(resource.clone()),
         }
     }
 
     /// Subtracts one entry; the matching entry is dropped when nothing (or less) is left.
     pub fn subtract_resource(&mut self, resource: &Resource) {
-        if let Some(i) = self.entries.iter().position(|e| e.addable(resource)) {
-            if !self.entries[i].value.subtract(&resource.value) {
-                self.entries.remove(i);
+        if let Some(i) = self.list().iter().position(|e| e.addable(resource)) {
+            let list = self.list_mut();
+            if !list[i].value.subtract(&resource.value) {
+                list.remove(i);
+                if list.is_empty() {
+                    self.entries = None;
+                }
             }
         }
     }
@@ -141,14 +193,14 @@ impl Resources {
     pub fn contains_resource(&self, resource: &Resource) -> bool {
         resource.value.is_empty()
             || self
-                .entries
+                .list()
                 .iter()
                 .any(|e| e.addable(resource) && resource.value.le(&e.value))
     }
 
     /// True when every entry of `other` is held by `self`.
     pub fn contains(&self, other: &Resources) -> bool {
-        other.entries.iter().all(|r| self.contains_resource(r))
+        other.list().iter().all(|r| self.contains_resource(r))
     }
 
     /// The sum of the scalar entries named `name` over all roles and allocations, or `None`
@@ -160,7 +212,7 @@ impl Resources {
     /// Like [`Resources::scalar`] in fixed point.
     pub fn scalar_value(&self, name: &Name) -> Option<Scalar> {
         let mut found = None;
-        for e in &self.entries {
+        for e in self.list() {
             if let (true, Value::Scalar(s)) = (&e.name == name, &e.value) {
                 found = Some(found.unwrap_or(Scalar::ZERO) + *s);
             }
@@ -187,7 +239,7 @@ impl Resources {
     pub fn ranges(&self, name: &str) -> Ranges {
         let name = Name::from(name);
         let mut out = Ranges::default();
-        for e in &self.entries {
+        for e in self.list() {
             if let (true, Value::Ranges(r)) = (e.name == name, &e.value) {
                 out.add(r);
             }
@@ -202,8 +254,9 @@ impl Resources {
 
     /// The entries for which `keep` holds.
     pub fn filter(&self, mut keep: impl FnMut(&Resource) -> bool) -> Resources {
+        let kept: Vec<Resource> = self.list().iter().filter(|r| keep(r)).cloned().collect();
         Resources {
-            entries: self.entries.iter().filter(|r| keep(r)).cloned().collect(),
+            entries: (!kept.is_empty()).then(|| Arc::new(kept)),
         }
     }
 
@@ -229,7 +282,7 @@ impl Resources {
 
     /// The same resources with every reservation removed (entries re-merged).
     pub fn to_unreserved(&self) -> Resources {
-        self.entries
+        self.list()
             .iter()
             .map(|r| Resource {
                 reservations: Vec::new(),
@@ -241,7 +294,7 @@ impl Resources {
     /// The same resources allocated to `role`.
     pub fn allocate(&self, role: &str) -> Resources {
         let role: Arc<str> = Arc::from(role);
-        self.entries
+        self.list()
             .iter()
             .map(|r| Resource {
                 allocation_role: Some(role.clone()),
@@ -252,7 +305,7 @@ impl Resources {
 
     /// The same resources with the allocation role cleared (entries re-merged).
     pub fn unallocate(&self) -> Resources {
-        self.entries
+        self.list()
             .iter()
             .map(|r| Resource {
                 allocation_role: None,
@@ -275,7 +328,7 @@ impl Resources {
     fn check_type(&self, resource: &Resource) -> Result<(), ResourcesError> {
         let t = resource.value.value_type();
         match self
-            .entries
+            .list()
             .iter()
             .find(|e| e.name == resource.name && e.value.value_type() != t)
         {
@@ -318,7 +371,10 @@ impl IntoIterator for Resources {
     type Item = Resource;
     type IntoIter = std::vec::IntoIter<Resource>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.into_iter()
+        self.entries
+            .map(Arc::unwrap_or_clone)
+            .unwrap_or_default()
+            .into_iter()
     }
 }
 
@@ -326,13 +382,14 @@ impl<'a> IntoIterator for &'a Resources {
     type Item = &'a Resource;
     type IntoIter = std::slice::Iter<'a, Resource>;
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter()
+        self.list().iter()
     }
 }
 
 impl PartialEq for Resources {
     fn eq(&self, other: &Self) -> bool {
-        self.entries.len() == other.entries.len() && self.contains(other) && other.contains(self)
+        self.ptr_eq(other)
+            || (self.len() == other.len() && self.contains(other) && other.contains(self))
     }
 }
 
@@ -341,10 +398,10 @@ impl Eq for Resources {}
 /// Mesos' text form: entries joined by `; `, `{}` when empty.
 impl fmt::Display for Resources {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.entries.is_empty() {
+        if self.list().is_empty() {
             return f.write_str("{}");
         }
-        for (i, r) in self.entries.iter().enumerate() {
+        for (i, r) in self.list().iter().enumerate() {
             if i > 0 {
                 f.write_str("; ")?;
             }
@@ -362,7 +419,7 @@ impl fmt::Debug for Resources {
 
 impl AddAssign<&Resources> for Resources {
     fn add_assign(&mut self, rhs: &Resources) {
-        for r in &rhs.entries {
+        for r in rhs.list() {
             self.add_resource(r);
         }
     }
@@ -370,7 +427,12 @@ impl AddAssign<&Resources> for Resources {
 
 impl AddAssign<Resources> for Resources {
     fn add_assign(&mut self, rhs: Resources) {
-        for r in rhs.entries {
+        if self.is_empty() {
+            // Nothing to merge into: take the list as it is (shared, if it is).
+            *self = rhs;
+            return;
+        }
+        for r in rhs {
             self.push(r);
         }
     }
@@ -378,7 +440,7 @@ impl AddAssign<Resources> for Resources {
 
 impl SubAssign<&Resources> for Resources {
     fn sub_assign(&mut self, rhs: &Resources) {
-        for r in &rhs.entries {
+        for r in rhs.list() {
             self.subtract_resource(r);
         }
     }

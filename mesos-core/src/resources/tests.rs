@@ -265,3 +265,31 @@ fn quantities() {
     assert!(!q.contains(&ResourceQuantities::parse("mem:10.001").unwrap()));
     assert!(ResourceQuantities::parse("cpus:-1").is_err());
 }
+
+#[test]
+fn clones_share_their_list_until_one_changes() {
+    let a = r("cpus:2;mem:512;ports:[1-10]");
+    let mut b = a.clone();
+    assert!(b.ptr_eq(&a));
+    b -= &r("ports:[1-1]");
+    assert!(!b.ptr_eq(&a));
+    assert_eq!(
+        a,
+        r("cpus:2;mem:512;ports:[1-10]"),
+        "the original is unchanged"
+    );
+    assert_eq!(b, r("cpus:2;mem:512;ports:[2-10]"));
+    // Subtracting what is not there changes nothing and copies nothing.
+    let mut c = a.clone();
+    c -= &r("gpus:1");
+    assert!(c.ptr_eq(&a));
+    // Adding to nothing takes the other list as it is.
+    let mut d = Resources::new();
+    d += a.clone();
+    assert!(d.ptr_eq(&a));
+    // Emptied values are empty, and empty values share nothing.
+    let mut e = a.clone();
+    e -= &a;
+    assert!(e.is_empty() && !e.ptr_eq(&Resources::new()));
+    assert_eq!(a.clone().into_iter().count(), 3);
+}
