@@ -301,8 +301,8 @@ impl HierarchicalAllocator {
 
     /// Prefetches what serving agent `a` reads or writes outside its record: the reference
     /// counts of its id and of its cached offer list (both cloned into the offer), or else its
-    /// port list (copied into a new one), its allocations (searched, and added to) and its
-    /// filter list (binary-searched). The record itself was prefetched earlier and is read
+    /// port list (copied into a new one), its allocations (searched, and added to) and the
+    /// frameworks of its filters (binary-searched). The record itself was prefetched earlier and is read
     /// from cache here.
     fn prefetch_blocks(&self, a: u32) {
         let Some(agent) = self.agents.get(a as usize).and_then(Option::as_ref) else {
@@ -314,14 +314,21 @@ impl HierarchicalAllocator {
         } else {
             agent.available.prefetch();
         }
+        // Its entries, and the slot after them where an offer to a new (framework, role) goes:
+        // a store to a line not in cache would hold up the next locked instruction.
+        let held = agent
+            .allocations
+            .len()
+            .min(agent.allocations.capacity().saturating_sub(1))
+            + 1;
         prefetch::lines(
             agent.allocations.as_ptr(),
-            std::mem::size_of_val(agent.allocations.as_slice()),
+            held * std::mem::size_of::<(u32, u32, super::bag::Bag)>(),
         );
         if agent.filter_mask != 0 {
             prefetch::lines(
-                agent.filters.as_ptr(),
-                std::mem::size_of_val(agent.filters.as_slice()),
+                agent.filter_fws.as_ptr(),
+                std::mem::size_of_val(agent.filter_fws.as_slice()),
             );
         }
     }

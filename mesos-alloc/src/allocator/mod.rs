@@ -277,7 +277,7 @@ impl HierarchicalAllocator {
 
     /// Number of offer filters in force (expired ones may linger until the next cycle).
     pub fn filter_count(&self) -> usize {
-        self.agents.iter().flatten().map(|a| a.filters.len()).sum()
+        self.agents.iter().flatten().map(|a| a.filter_count()).sum()
     }
 
     /// True when the framework has a filter in force on `agent` for `role` at `now`.
@@ -723,21 +723,7 @@ impl HierarchicalAllocator {
     fn add_filter(&mut self, now: Time, f: u32, a: u32, r: u32, refused: Bag, timeout: Duration) {
         let expires = now + timeout;
         let agent = self.agents[a as usize].as_mut().expect("live agent");
-        // Declines of the same offer repeat the same resources: share one copy.
-        let refused = match &agent.cold.last_refused {
-            Some(prev) if **prev == refused => prev.clone(),
-            _ => {
-                let arc = Arc::new(refused);
-                agent.cold.last_refused = Some(arc.clone());
-                arc
-            }
-        };
-        agent.add_filter(OfferFilter {
-            framework: f,
-            role: r,
-            refused,
-            expires,
-        });
+        agent.add_filter(f, r, refused, expires);
         self.fw_mut(f).filter_agents.insert(a);
         self.filter_expiries.push(Reverse((expires, f, a)));
     }
@@ -1152,9 +1138,11 @@ impl Allocator for HierarchicalAllocator {
         }
         let all = periodic || self.request_all;
         let mut candidates: Vec<u32> = if all {
-            (0..self.agents.len() as u32)
-                .filter(|&a| self.agents[a as usize].is_some())
-                .collect()
+            // Last cycle's list as the buffer: no growing through fresh pages every cycle.
+            let mut c = std::mem::take(&mut self.last_candidates);
+            c.clear();
+            c.extend((0..self.agents.len() as u32).filter(|&a| self.agents[a as usize].is_some()));
+            c
         } else {
             let mut c = std::mem::take(&mut self.requested_agents);
             c.sort_unstable();

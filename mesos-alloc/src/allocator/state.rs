@@ -46,9 +46,11 @@ pub(crate) struct AgentState {
     /// `(gen, epoch)` of the last cycle that found nothing to offer here (`NEVER` if none:
     /// no agent reaches that generation).
     pub(crate) idle_memo: (u64, u64),
-    /// Offer filters on this agent, sorted by framework slot. They live with the agent
-    /// because a cycle looks them up while serving it, when its memory is being read anyway.
-    pub(crate) filters: Vec<OfferFilter>,
+    /// The framework slot of each offer filter on this agent, sorted; the filters themselves
+    /// are in `cold.declines`, in the same order. A cycle looks up the framework it is about to
+    /// offer to in this short list (four bytes a filter, so a few cache lines to prefetch
+    /// even with dozens of filters) and reads a filter only when there is one.
+    pub(crate) filter_fws: Vec<u32>,
     /// The resources of the last offer of the whole of `available` (allocated to its role),
     /// or empty.
     ///
@@ -68,8 +70,17 @@ pub(crate) struct AgentCold {
     /// Kept for whitelists and offer constraints (neither implemented yet) and for callers.
     pub(crate) hostname: String,
     pub(crate) attributes: Attributes,
+    /// What declines left here; allocated with the first filter.
+    pub(crate) declines: Option<Box<Declines>>,
+}
+
+/// Offer filters on an agent and what they refuse.
+#[derive(Debug, Default)]
+pub(crate) struct Declines {
     /// The last refused resources, shared by the filters that refuse the same thing.
-    pub(crate) last_refused: Option<Arc<Bag>>,
+    last_refused: Option<Arc<Bag>>,
+    /// Sorted by framework slot, in the order of `AgentState::filter_fws`.
+    filters: Vec<OfferFilter>,
 }
 
 impl AgentState {
@@ -86,7 +97,7 @@ impl AgentState {
             cold: Box::new(AgentCold {
                 hostname: spec.hostname,
                 attributes: spec.attributes,
-                last_refused: None,
+                declines: None,
             }),
             available,
             allocations: Vec::new(),
@@ -97,7 +108,7 @@ impl AgentState {
             filter_mask: 0,
             gen: 0,
             idle_memo: NEVER,
-            filters: Vec::new(),
+            filter_fws: Vec::new(),
             offer_cache: Resources::new(),
             offer_role: None,
         }
@@ -219,29 +230,60 @@ impl AgentState {
         if self.filter_mask & (1 << (f % 32)) == 0 {
             return &[];
         }
-        let start = self.filters.partition_point(|x| x.framework < f);
-        let len = self.filters[start..].partition_point(|x| x.framework == f);
-        &self.filters[start..start + len]
+        let start = self.filter_fws.partition_point(|&x| x < f);
+        let len = self.filter_fws[start..].partition_point(|&x| x == f);
+        match &self.cold.declines {
+            Some(d) if len > 0 => &d.filters[start..start + len],
+            _ => &[],
+        }
     }
 
-    /// Adds a filter, keeping the list sorted by framework.
-    pub(crate) fn add_filter(&mut self, filter: OfferFilter) {
-        self.filter_mask |= 1 << (filter.framework % 32);
-        let at = self
-            .filters
-            .partition_point(|x| x.framework <= filter.framework);
-        self.filters.insert(at, filter);
+    /// Number of filters here (expired ones included until they are dropped).
+    pub(crate) fn filter_count(&self) -> usize {
+        self.filter_fws.len()
+    }
+
+    /// Adds a filter of framework slot `framework` in role slot `role`, keeping the list sorted
+    /// by framework.
+    pub(crate) fn add_filter(&mut self, framework: u32, role: u32, refused: Bag, expires: Time) {
+        let d = self.cold.declines.get_or_insert_with(Box::default);
+        // Declines of the same offer repeat the same resources: share one copy.
+        let refused = match &d.last_refused {
+            Some(prev) if **prev == refused => prev.clone(),
+            _ => {
+                let arc = Arc::new(refused);
+                d.last_refused = Some(arc.clone());
+                arc
+            }
+        };
+        let at = self.filter_fws.partition_point(|&x| x <= framework);
+        self.filter_fws.insert(at, framework);
+        d.filters.insert(
+            at,
+            OfferFilter {
+                framework,
+                role,
+                refused,
+                expires,
+            },
+        );
+        self.filter_mask |= 1 << (framework % 32);
     }
 
     /// Keeps the filters for which `keep` holds; returns how many went.
     pub(crate) fn retain_filters(&mut self, mut keep: impl FnMut(&OfferFilter) -> bool) -> usize {
-        let before = self.filters.len();
-        self.filters.retain(|x| keep(x));
-        self.filter_mask = self
-            .filters
-            .iter()
-            .fold(0, |m, x| m | 1 << (x.framework % 32));
-        before - self.filters.len()
+        let before = self.filter_fws.len();
+        self.filter_fws.clear();
+        if let Some(d) = &mut self.cold.declines {
+            d.filters.retain(|x| keep(x));
+            self.filter_fws
+                .extend(d.filters.iter().map(|x| x.framework));
+            if d.filters.is_empty() {
+                self.cold.declines = None;
+            }
+        }
+        self.filter_mask = self.filter_fws.iter().fold(0, |m, x| m | 1 << (x % 32));
+        before - self.filter_fws.len()
     }
 }
 
