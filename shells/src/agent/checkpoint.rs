@@ -495,6 +495,22 @@ impl Writer {
         cvar.notify_one();
     }
 
+    /// How many writes were submitted so far.
+    pub fn submitted(&self) -> u64 {
+        self.submitted
+    }
+
+    /// How many writes are done (in the order submitted).
+    pub fn completed(&self) -> u64 {
+        self.progress.completed.load(Ordering::SeqCst)
+    }
+
+    /// Whether a journal write failed and no snapshot was asked for since (see
+    /// [`Writer::take_journal_failure`]): what it held is not on disk.
+    pub fn journal_failed(&self) -> bool {
+        self.progress.journal_failed.load(Ordering::SeqCst)
+    }
+
     /// Whether a submitted write is not done yet.
     pub fn busy(&self) -> bool {
         self.progress.completed.load(Ordering::SeqCst) < self.submitted

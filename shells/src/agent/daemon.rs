@@ -199,6 +199,11 @@ pub struct Agent {
     outbound: mpsc::Sender<(AgentId, AgentMessage)>,
     /// Messages for the sender that did not fit in its queue yet, oldest first.
     outbox: VecDeque<(AgentId, AgentMessage)>,
+    /// Status updates waiting for the checkpoint that holds them to be submitted.
+    unsynced: Vec<(AgentId, AgentMessage)>,
+    /// Status updates waiting for that checkpoint to be on disk: sent once the writer has
+    /// completed `barrier` writes.
+    syncing: VecDeque<(u64, AgentId, AgentMessage)>,
     workers: JoinSet<()>,
     writer: checkpoint::Writer,
     /// Tasks (or streams) changed since the last checkpoint write.
@@ -318,6 +323,8 @@ impl Agent {
             inputs,
             outbound,
             outbox: VecDeque::new(),
+            unsynced: Vec::new(),
+            syncing: VecDeque::new(),
             workers: JoinSet::new(),
             writer,
             dirty: BTreeSet::new(),
@@ -365,16 +372,16 @@ impl Agent {
         if !force && (self.writer.busy() || self.checkpoint_due().is_some()) {
             return;
         }
-        if self.dirty.is_empty() && !self.meta_dirty && !self.snapshot_wanted {
-            return;
-        }
-        self.last_checkpoint = Some(Instant::now());
         if self.writer.take_journal_failure() {
             self.snapshot_wanted = true;
         }
         if self.writer.take_meta_failure() {
             self.meta_dirty = true;
         }
+        if self.dirty.is_empty() && !self.meta_dirty && !self.snapshot_wanted {
+            return;
+        }
+        self.last_checkpoint = Some(Instant::now());
         let compact = self.snapshot_wanted
             || self.journal_bytes > COMPACT_MIN_BYTES.max(COMPACT_RATIO * self.snapshot_bytes);
         if compact {
@@ -410,6 +417,11 @@ impl Agent {
             self.snapshot_bytes = buf.len();
             self.journal_bytes = buf.len();
             self.writer.submit(Job::Replace(buf));
+            // After a failed append, updates waiting for it are durable with this snapshot.
+            let barrier = self.writer.submitted();
+            for entry in &mut self.syncing {
+                entry.0 = entry.0.max(barrier);
+            }
         } else if !self.dirty.is_empty() {
             let mut buf = Vec::new();
             for key in std::mem::take(&mut self.dirty) {
@@ -849,7 +861,36 @@ impl Agent {
                 framework_id: fwd.framework,
                 status: fwd.status,
             };
-            self.send(id, msg);
+            // Forwarded once the checkpoint holding it is on disk, as upstream checkpoints an
+            // update before forwarding it: a crash right after the master saw TASK_RUNNING
+            // must still find the task (and the unacknowledged update) on restart.
+            self.unsynced.push((id, msg));
+        }
+        self.pump_outbox();
+    }
+
+    /// Moves status updates along as their checkpoint is written: those whose task changes
+    /// were all submitted wait for the writes submitted so far; those whose writes completed
+    /// (and did not fail) are sent.
+    fn release_durable(&mut self) {
+        if !self.unsynced.is_empty() && self.dirty.is_empty() && !self.snapshot_wanted {
+            let barrier = self.writer.submitted();
+            for (id, msg) in self.unsynced.drain(..) {
+                self.syncing.push_back((barrier, id, msg));
+            }
+        }
+        if self.writer.journal_failed() {
+            return; // the snapshot that follows is what makes them durable
+        }
+        let completed = self.writer.completed();
+        while self
+            .syncing
+            .front()
+            .is_some_and(|(b, _, _)| *b <= completed)
+        {
+            if let Some((_, id, msg)) = self.syncing.pop_front() {
+                self.send(id, msg);
+            }
         }
         self.pump_outbox();
     }
@@ -1536,6 +1577,7 @@ impl Agent {
         loop {
             self.drain_updates();
             self.flush_checkpoint(false);
+            self.release_durable();
             let timer = self.updates.poll_timeout().map(|due| {
                 let now = self.now();
                 Instant::now() + due.saturating_duration_since(now)
