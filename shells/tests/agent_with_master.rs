@@ -89,8 +89,10 @@ impl Scheduler {
     }
 
     async fn next_of(&mut self, kind: &str) -> Value {
+        // One deadline for the wanted event: heartbeats in between must not extend it.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let ev = tokio::time::timeout(WAIT, self.events.recv())
+            let ev = tokio::time::timeout_at(deadline, self.events.recv())
                 .await
                 .unwrap_or_else(|_| panic!("no {kind} event in time"))
                 .expect("subscription closed");
