@@ -16,7 +16,7 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// `decline/50000x1000` in the full benchmark run measured 22-24 ms per cycle against 18-20 ms
 /// with ten seconds (BENCHMARKS.md, Allocator). Ten seconds still gives an idle daemon's
 /// memory back.
-pub const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
+pub const PURGE_DELAY_MS: i64 = 10_000;
 
 /// Applies the settings above. Call it before the daemon starts its work.
 pub fn tune() {
@@ -24,7 +24,7 @@ pub fn tune() {
     // SAFETY: `mi_option_set` only stores an integer option (atomically); it has no
     // preconditions and may be called at any time, from any thread.
     unsafe {
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, PURGE_DELAY_MS);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, PURGE_DELAY_MS as _);
     }
 }
 
@@ -43,6 +43,6 @@ mod tests {
             assert_eq!(get(), 1000, "mimalloc v3's default purge delay");
         }
         tune();
-        assert_eq!(get(), PURGE_DELAY_MS);
+        assert_eq!(i64::from(get()), PURGE_DELAY_MS);
     }
 }
