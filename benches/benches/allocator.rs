@@ -17,15 +17,14 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 
-// The daemons' global allocator and its settings (see `shells/src/bin` and `shells::heap`), so
-// rounds are timed as they run there; the counting wrapper below measures live heap bytes on
-// top of it.
+// The daemons' global allocator (see `shells/src/bin`), so rounds are timed as they run there;
+// the counting wrapper below measures live heap bytes on top of it.
 use mimalloc::MiMalloc;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use mesos_alloc::sorter::DrfSorter;
 use mesos_alloc::{AllocatorConfig, HierarchicalAllocator};
 use mesos_core::allocator::{AgentSpec, Allocation, Allocator, FrameworkSpec, Quota};
@@ -474,9 +473,4 @@ criterion_group!(
     bench_multi_framework,
     bench_decline
 );
-/// `criterion_main!` with the daemons' allocator settings applied first (see `shells::heap`).
-fn main() {
-    shells::heap::tune();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+criterion_main!(benches);

@@ -4,13 +4,11 @@
 //! - [`agent`]: the `mesos-agent` daemon (registers, runs tasks through `mesos-runtime`).
 //! - [`local`]: `mesos-local`, a master and N agents in one process.
 //! - [`recordio`]: Mesos' RecordIO framing, shared by both ends of every event stream.
-//! - [`heap`]: the daemons' memory allocator settings.
 //!
 //! No scheduling decision lives here: the shells decode requests, feed the core state machines
 //! with the current time, and carry out what they output.
 
 pub mod agent;
-pub mod heap;
 pub mod local;
 pub mod master;
 pub mod recordio;
