@@ -524,14 +524,34 @@ async fn wait_exit(docker: &Docker, name: &str) -> Option<i64> {
     }
 }
 
+/// How often, and how long apart, a SIGKILLed container is inspected again for the OOM flag.
+const OOM_FLAG_CHECKS: u32 = 10;
+const OOM_FLAG_WAIT: Duration = Duration::from_millis(100);
+
 /// Inspects a stopped container for its exit code and OOM flag, removes it, and decides.
 async fn conclude(docker: &Docker, slot: &Slot<DockerHandle>, exit: Option<i64>) -> Termination {
     let h = &slot.handle;
-    let state = docker
-        .inspect_container(&h.name, None)
-        .await
-        .ok()
-        .and_then(|i| i.state);
+    let inspect = || async {
+        docker
+            .inspect_container(&h.name, None)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+    };
+    let mut state = inspect().await;
+    // dockerd learns of an OOM kill from an event of its own, which can come after the exit
+    // it reports: a SIGKILLed container with a memory limit is looked at again for a moment
+    // before its exit is taken as a plain failure.
+    let sigkilled = state.as_ref().and_then(|s| s.exit_code).or(exit) == Some(137);
+    if sigkilled && h.mem_limit.is_some() && !slot.kill_requested() {
+        for _ in 0..OOM_FLAG_CHECKS {
+            if state.as_ref().and_then(|s| s.oom_killed) == Some(true) {
+                break;
+            }
+            tokio::time::sleep(OOM_FLAG_WAIT).await;
+            state = inspect().await;
+        }
+    }
     DockerRuntime::remove(docker, &h.name).await;
     let oom = state.as_ref().and_then(|s| s.oom_killed).unwrap_or(false);
     let code = state.as_ref().and_then(|s| s.exit_code).or(exit);

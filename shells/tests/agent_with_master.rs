@@ -378,3 +378,100 @@ async fn the_register_answer_carries_the_masters_ping_budget() {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(WAIT, master).await;
 }
+
+/// Takes the immutable attribute off a file again, whatever happens to the test.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    /// `chattr +i`: nobody, root included, may write or replace the file. `None` where the
+    /// file system or the machine does not support it.
+    fn set(path: &Path) -> Option<Immutable> {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Immutable(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_reaches_the_master_only_once_its_checkpoint_is_on_disk() {
+    let root = work_dir();
+    let mut flags = MasterFlags::local();
+    flags.port = 0;
+    flags.registry = "in_memory".into();
+    flags.allocation_interval = "100ms".into();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let master_addr = listener.local_addr().unwrap().to_string();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let master = tokio::spawn(shells::master::run(flags, listener, stop_rx));
+    let base = format!("http://{master_addr}");
+    let agent_dir = root.join("agent");
+    let mut agent = AgentProcess::start(&master_addr, &agent_dir);
+    let mut sched = Scheduler::subscribe(&base).await;
+    let offers = sched.next_of("OFFERS").await;
+    let offer = offers["offers"]["offers"][0].clone();
+    let agent_id = offer["agent_id"]["value"].as_str().unwrap().to_string();
+
+    // The agent wrote its first snapshot at start; from now on its task journal cannot be
+    // written.
+    let journal = agent_dir.join("meta").join("tasks.journal");
+    for _ in 0..1000 {
+        if journal.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let Some(guard) = Immutable::set(&journal) else {
+        eprintln!(
+            "skipped: `chattr +i` is not available for {}",
+            journal.display()
+        );
+        agent.kill9();
+        let _ = stop_tx.send(true);
+        return;
+    };
+    sched
+        .call(json!({"type": "ACCEPT", "accept": {
+        "offer_ids": [offer["id"]],
+        "operations": [{"type": "LAUNCH", "launch": {"task_infos": [{
+            "name": "sleeper", "task_id": {"value": "durable-1"},
+            "agent_id": {"value": agent_id},
+            "resources": [
+                {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+            "command": {"value": "exec sleep 300"}
+        }]}}]}}))
+        .await;
+    // The task runs, but nothing about it may reach the master while it is not on disk.
+    let early = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            let ev = sched.next_of("UPDATE").await;
+            if ev["update"]["status"]["task_id"]["value"] == "durable-1" {
+                return ev;
+            }
+        }
+    })
+    .await;
+    assert!(early.is_err(), "forwarded before checkpointing: {early:?}");
+
+    // Once the journal can be written again, the update follows.
+    drop(guard);
+    let st = sched.update_in("durable-1", "TASK_RUNNING").await;
+    assert_eq!(st["agent_id"]["value"], agent_id);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.contains("durable-1"), "{text}");
+
+    agent.kill9();
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(WAIT, master).await;
+    let _ = std::fs::remove_dir_all(&root);
+}

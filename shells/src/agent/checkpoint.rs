@@ -511,6 +511,12 @@ impl Writer {
         self.progress.journal_failed.load(Ordering::SeqCst)
     }
 
+    /// Whether an `agent.json` write failed and was not taken yet (see
+    /// [`Writer::take_meta_failure`]).
+    pub fn meta_failed(&self) -> bool {
+        self.progress.meta_failed.load(Ordering::SeqCst)
+    }
+
     /// Whether a submitted write is not done yet.
     pub fn busy(&self) -> bool {
         self.progress.completed.load(Ordering::SeqCst) < self.submitted

@@ -473,7 +473,9 @@ impl Agent {
     /// When the next checkpoint write may start, if something waits for one and it is too soon
     /// after the last (see [`MIN_CHECKPOINT_INTERVAL`]).
     fn checkpoint_due(&self) -> Option<Instant> {
-        if self.dirty.is_empty() && !self.meta_dirty && !self.snapshot_wanted {
+        // A failed write is redone (as a snapshot) like any other pending change.
+        let failed = self.writer.journal_failed() || self.writer.meta_failed();
+        if self.dirty.is_empty() && !self.meta_dirty && !self.snapshot_wanted && !failed {
             return None;
         }
         let due = self.last_checkpoint? + MIN_CHECKPOINT_INTERVAL;
@@ -1603,8 +1605,10 @@ impl Agent {
                     self.updates.handle_timeout(now);
                 }
                 Some(_) = self.workers.join_next(), if !self.workers.is_empty() => {}
-                // The checkpoint write in flight is done: the next covers what changed since.
-                _ = self.writer.idle(), if self.writer.busy() => {}
+                // A checkpoint write is done: the next covers what changed since, and the
+                // updates it held can go. Armed even when no write seems in flight: one that
+                // finished since the last look left its notification behind.
+                _ = self.writer.idle() => {}
                 _ = tokio::time::sleep_until(checkpoint_due.unwrap_or_else(Instant::now)), if checkpoint_due.is_some() => {}
                 // The sender's queue has room again.
                 permit = self.outbound.clone().reserve_owned(), if !self.outbox.is_empty() => {
