@@ -189,21 +189,44 @@ fn work_dir() -> PathBuf {
     d
 }
 
+/// The master daemon running in this process on a loopback port, its registry in memory.
+struct LocalMaster {
+    addr: String,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), shells::master::MasterDaemonError>>,
+}
+
+impl LocalMaster {
+    async fn start(mut flags: MasterFlags) -> LocalMaster {
+        flags.port = 0;
+        flags.registry = "in_memory".into();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(shells::master::run(flags, listener, stop_rx));
+        LocalMaster { addr, stop, task }
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(WAIT, self.task).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_agent_tasks_become_unreachable_and_a_restart_recovers_them() {
     let root = work_dir();
     let mut flags = MasterFlags::local();
-    flags.port = 0;
-    flags.registry = "in_memory".into();
     flags.agent_ping_timeout = "1secs".into();
     flags.max_agent_ping_timeouts = 3;
     flags.allocation_interval = "100ms".into();
     flags.heartbeat_interval = "1secs".into();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let master_addr = listener.local_addr().unwrap().to_string();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let master = tokio::spawn(shells::master::run(flags, listener, stop_rx));
-    let base = format!("http://{master_addr}");
+    let master = LocalMaster::start(flags).await;
+    let (master_addr, base) = (master.addr.clone(), master.base());
 
     let agent_dir = root.join("agent");
     let mut agent = AgentProcess::start(&master_addr, &agent_dir);
@@ -287,8 +310,7 @@ async fn killed_agent_tasks_become_unreachable_and_a_restart_recovers_them() {
     );
 
     agent.kill9();
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(WAIT, master).await;
+    master.stop().await;
     let _ = std::fs::remove_dir_all(&root);
 }
 
@@ -326,14 +348,10 @@ fn the_binary_refuses_a_zookeeper_master_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_register_answer_carries_the_masters_ping_budget() {
     let mut flags = MasterFlags::local();
-    flags.port = 0;
-    flags.registry = "in_memory".into();
     flags.agent_ping_timeout = "1500ms".into();
     flags.max_agent_ping_timeouts = 4;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let master = tokio::spawn(shells::master::run(flags, listener, stop_rx));
+    let master = LocalMaster::start(flags).await;
+    let base = master.base();
 
     let reg = mesos_core::master::AgentRegistration {
         id: None,
@@ -375,8 +393,7 @@ async fn the_register_answer_carries_the_masters_ping_budget() {
     assert_eq!(raw["total_ping_timeout_seconds"], json!(6.0), "{raw}");
     assert!(raw["agent_id"]["value"].is_string(), "{raw}");
 
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(WAIT, master).await;
+    master.stop().await;
 }
 
 /// Takes the immutable attribute off a file again, whatever happens to the test.
@@ -406,14 +423,9 @@ impl Drop for Immutable {
 async fn an_update_reaches_the_master_only_once_its_checkpoint_is_on_disk() {
     let root = work_dir();
     let mut flags = MasterFlags::local();
-    flags.port = 0;
-    flags.registry = "in_memory".into();
     flags.allocation_interval = "100ms".into();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let master_addr = listener.local_addr().unwrap().to_string();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let master = tokio::spawn(shells::master::run(flags, listener, stop_rx));
-    let base = format!("http://{master_addr}");
+    let master = LocalMaster::start(flags).await;
+    let (master_addr, base) = (master.addr.clone(), master.base());
     let agent_dir = root.join("agent");
     let mut agent = AgentProcess::start(&master_addr, &agent_dir);
     let mut sched = Scheduler::subscribe(&base).await;
@@ -436,7 +448,7 @@ async fn an_update_reaches_the_master_only_once_its_checkpoint_is_on_disk() {
             journal.display()
         );
         agent.kill9();
-        let _ = stop_tx.send(true);
+        master.stop().await;
         return;
     };
     sched
@@ -471,7 +483,6 @@ async fn an_update_reaches_the_master_only_once_its_checkpoint_is_on_disk() {
     assert!(text.contains("durable-1"), "{text}");
 
     agent.kill9();
-    let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(WAIT, master).await;
+    master.stop().await;
     let _ = std::fs::remove_dir_all(&root);
 }
