@@ -110,34 +110,33 @@ impl Bag {
     /// allocated to: the same entries in the same order. Reads `list`, makes nothing.
     pub(crate) fn same_as_list(&self, list: &Resources) -> bool {
         let mut entries = list.iter();
-        let mut next_is = |name: &Name, value: &dyn Fn(&Value) -> bool, reserved: &[_]| {
-            entries.next().is_some_and(|e| {
-                e.name == *name && e.reservations.as_slice() == reserved && value(&e.value)
-            })
-        };
+        let unreserved = |e: &Resource, name: &Name| e.name == *name && e.reservations.is_empty();
         for (i, v) in self.scalars.iter().enumerate() {
-            if *v > 0
-                && !next_is(
-                    &SLOTS[i],
-                    &|x| matches!(x, Value::Scalar(s) if s.millis() == *v),
-                    &[],
-                )
-            {
-                return false;
+            if *v <= 0 {
+                continue;
+            }
+            match entries.next() {
+                Some(e)
+                    if unreserved(e, &SLOTS[i])
+                        && matches!(&e.value, Value::Scalar(s) if s.millis() == *v) => {}
+                _ => return false,
             }
         }
-        if !self.ports.is_empty()
-            && !next_is(
-                &Name::Ports,
-                &|x| matches!(x, Value::Ranges(r) if *r == self.ports),
-                &[],
-            )
-        {
-            return false;
+        if !self.ports.is_empty() {
+            match entries.next() {
+                Some(e)
+                    if unreserved(e, &Name::Ports)
+                        && matches!(&e.value, Value::Ranges(r) if *r == self.ports) => {}
+                _ => return false,
+            }
         }
         for r in &self.rest {
-            if !next_is(&r.name, &|x| *x == r.value, &r.reservations) {
-                return false;
+            match entries.next() {
+                Some(e)
+                    if e.name == r.name
+                        && e.reservations == r.reservations
+                        && e.value == r.value => {}
+                _ => return false,
             }
         }
         entries.next().is_none()

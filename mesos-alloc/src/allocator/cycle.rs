@@ -494,16 +494,9 @@ impl HierarchicalAllocator {
                         let resources = match agent.cached_offer(role_arc) {
                             Some(cached) => cached.clone(),
                             None => {
-                                let same_as_last = last_built.iter().next().is_some_and(|e| {
-                                    e.allocation_role
-                                        .as_ref()
-                                        .is_some_and(|x| Arc::ptr_eq(x, role_arc))
-                                }) && agent.available.same_as_list(last_built);
-                                if !same_as_last {
-                                    *last_built = agent.available.to_resources(Some(role_arc));
-                                }
-                                agent.cache_offer(last_built, role_arc);
-                                last_built.clone()
+                                let list = list_for(last_built, &agent.available, role_arc);
+                                agent.cache_offer(&list, role_arc);
+                                list
                             }
                         };
                         agent.gen += 1;
@@ -627,6 +620,20 @@ impl HierarchicalAllocator {
         offer.add(&scalars);
         offer
     }
+}
+
+/// `available` as an offer list allocated to `role`: the list built last when it is that
+/// (see `Scratch::last_built`), else a new one, which becomes the last built.
+fn list_for(last_built: &mut Resources, available: &Bag, role: &Arc<str>) -> Resources {
+    let same_role = last_built.iter().next().is_some_and(|e| {
+        e.allocation_role
+            .as_ref()
+            .is_some_and(|x| Arc::ptr_eq(x, role))
+    });
+    if !(same_role && available.same_as_list(last_built)) {
+        *last_built = available.to_resources(Some(role));
+    }
+    last_built.clone()
 }
 
 /// What a role could get on the agent being served, valid while the agent's `gen` holds.
