@@ -344,6 +344,13 @@ impl Journal {
 mod tests {
     use super::*;
 
+    /// An empty directory of this test process under the temp dir.
+    fn fresh_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mesos-rt-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
     fn record(id: &str, pid: i32) -> Record {
         Record {
             task_id: id.into(),
@@ -359,8 +366,7 @@ mod tests {
 
     #[test]
     fn the_journal_replays_launches_and_gones_and_vanishes_when_empty() {
-        let dir = std::env::temp_dir().join(format!("mesos-rt-journal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("journal");
         let j = Journal::new(&dir);
         j.add(&record("a/1", 1)).unwrap();
         j.add(&record("b", 2)).unwrap();
@@ -391,8 +397,7 @@ mod tests {
 
     #[test]
     fn the_journal_is_rewritten_when_it_grows_and_keeps_what_is_live() {
-        let dir = std::env::temp_dir().join(format!("mesos-rt-jgrow-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("jgrow");
         let j = Journal::new(&dir);
         j.add(&record("keep", 7)).unwrap();
         for i in 0..COMPACT_SLACK {
@@ -414,8 +419,7 @@ mod tests {
 
     #[test]
     fn per_container_files_of_an_older_agent_are_folded_into_the_journal() {
-        let dir = std::env::temp_dir().join(format!("mesos-rt-jlegacy-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir("jlegacy");
         let old = Checkpoints::new(&dir);
         old.write(&record("old", 5)).unwrap();
         let j = Journal::new(&dir);
@@ -430,7 +434,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_bad_files_are_skipped() {
-        let dir = std::env::temp_dir().join(format!("mesos-rt-ckpt-{}", std::process::id()));
+        let dir = fresh_dir("ckpt");
         let cps = Checkpoints::new(&dir);
         let rec = Record {
             task_id: "a/b".into(),
