@@ -10,12 +10,14 @@
 //! - [`resources`]: Mesos' resource model (scalars in fixed point, ranges, sets, reservations).
 //! - [`attributes`]: agent attributes as Mesos types them.
 //! - [`time`]: the timestamp type every state machine takes as input.
+//! - [`backoff`]: the one exponential backoff policy (retries, reconnects, launch delays).
 //! - [`task`]: task states, status updates and the agent-side status-update streams.
 //! - [`constraints`]: Marathon placement constraints.
 //! - [`marathon`]: Marathon's app model, placement and deployment planning.
 
 pub mod allocator;
 pub mod attributes;
+pub mod backoff;
 pub mod constraints;
 pub mod ids;
 pub mod marathon;

@@ -7,7 +7,7 @@ use mesos_core::task::{Reason, TaskState};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{checkpoint_files, read, TempDir};
+use common::{checkpoint_files, read, skip, TempDir};
 use mesos_core::ids::TaskId;
 use mesos_runtime::{
     CommandSpec, ContainerRuntime, ContainerSpec, ExitStatus, ProcessConfig, ProcessRuntime,
@@ -203,7 +203,7 @@ async fn a_task_ignoring_sigterm_is_sigkilled_after_the_grace_period() {
 #[tokio::test]
 async fn a_memory_hog_over_its_limit_fails_with_the_memory_reason() {
     if !cgroups_expected() {
-        println!("skipped: no memory cgroup controller on this host");
+        skip("this host has no memory cgroup controller");
         return;
     }
     let f = fixture("oom");
@@ -228,7 +228,7 @@ async fn a_memory_hog_over_its_limit_fails_with_the_memory_reason() {
 #[tokio::test]
 async fn limits_are_written_into_the_cgroup_and_usage_is_reported() {
     if !cgroups_expected() {
-        println!("skipped: no memory cgroup controller on this host");
+        skip("this host has no memory cgroup controller");
         return;
     }
     let f = fixture("limits");

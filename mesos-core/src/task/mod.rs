@@ -15,5 +15,5 @@ pub use state::{Reason, Source, TaskState, TaskStateMachine, TransitionError};
 pub use status::{StatusUuid, TaskStatus};
 pub use stream::{
     AckOutcome, StatusForward, StatusUpdateError, StatusUpdateManager, UpdateOutcome,
-    RETRY_INTERVAL_MAX, RETRY_INTERVAL_MIN,
+    RETRY_BACKOFF, RETRY_INTERVAL_MAX, RETRY_INTERVAL_MIN,
 };

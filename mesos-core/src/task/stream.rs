@@ -9,12 +9,13 @@
 //! Drain order after every input: [`StatusUpdateManager::poll_output`] until `None`, then arm a
 //! timer for [`StatusUpdateManager::poll_timeout`].
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::{StatusUuid, TaskStatus};
+use crate::backoff::Backoff;
 use crate::ids::{FrameworkId, TaskId};
 use crate::time::Time;
 
@@ -22,6 +23,9 @@ use crate::time::Time;
 pub const RETRY_INTERVAL_MIN: Duration = Duration::from_secs(10);
 /// Largest retry interval.
 pub const RETRY_INTERVAL_MAX: Duration = Duration::from_secs(600);
+/// The retry policy of an unacknowledged head: from [`RETRY_INTERVAL_MIN`], doubling, up to
+/// [`RETRY_INTERVAL_MAX`] (upstream's status-update retry, no jitter).
+pub const RETRY_BACKOFF: Backoff = Backoff::new(RETRY_INTERVAL_MIN, 2.0, RETRY_INTERVAL_MAX);
 
 /// An update to send to the master now.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,9 +85,9 @@ pub enum StatusUpdateError {
 struct Stream {
     pending: VecDeque<TaskStatus>,
     /// Every uuid ever received on this stream (to drop duplicates).
-    received: HashSet<StatusUuid>,
+    received: BTreeSet<StatusUuid>,
     /// Acknowledged uuids (to tell duplicate acks from stale ones).
-    acknowledged: HashSet<StatusUuid>,
+    acknowledged: BTreeSet<StatusUuid>,
     /// When the head is due for its next send, and the interval after that.
     next_send: Option<Time>,
     interval: Duration,
@@ -220,9 +224,9 @@ impl StatusUpdateManager {
             retry,
         });
         stream.interval = if retry {
-            (stream.interval * 2).min(RETRY_INTERVAL_MAX)
+            RETRY_BACKOFF.after(stream.interval)
         } else {
-            RETRY_INTERVAL_MIN
+            RETRY_BACKOFF.first()
         };
         let due = now + stream.interval;
         stream.next_send = Some(due);

@@ -32,12 +32,25 @@ impl Drop for TempDir {
     }
 }
 
-/// The value of an environment variable gating a test; `None` prints the skip line.
+/// Whether skipping is forbidden (`MESOS_TEST_STRICT=1`, set under CI and `scripts/test
+/// --strict`): then a test that cannot run fails instead of passing without checking anything.
+pub fn strict() -> bool {
+    std::env::var("MESOS_TEST_STRICT").is_ok_and(|v| v == "1")
+}
+
+/// Skips the calling test with `reason` (prints the skip line), or fails it in strict mode.
+pub fn skip(reason: &str) {
+    assert!(!strict(), "MESOS_TEST_STRICT is set but {reason}");
+    println!("skipped: {reason}");
+}
+
+/// The value of an environment variable gating a test; `None` prints the skip line (and fails
+/// the test in strict mode, see [`skip`]).
 pub fn gate(var: &str) -> Option<()> {
     if std::env::var(var).map(|v| v == "1").unwrap_or(false) {
         Some(())
     } else {
-        println!("skipped: {var} not set");
+        skip(&format!("{var} is not set"));
         None
     }
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use mesos_core::backoff::{Backoff, Retry};
 use mesos_core::ids::AgentId;
 use mesos_core::master::{AgentCommand, AgentMessage, AgentRegistration};
 use serde::Deserialize;
@@ -194,13 +195,10 @@ impl MasterClient {
     }
 }
 
-/// Registration backoff: starts at `initial`, doubles up to `max`.
-#[derive(Clone, Copy, Debug)]
-pub struct Backoff {
-    /// First delay.
-    pub initial: Duration,
-    /// Largest delay.
-    pub max: Duration,
+/// Registration and reconnect backoff: starts at `initial`, doubles up to `max` (the policy is
+/// [`mesos_core::backoff::Backoff`]).
+pub fn registration_backoff(initial: Duration, max: Duration) -> Backoff {
+    Backoff::new(initial, 2.0, max.max(initial))
 }
 
 /// Signals from the agent to its connection task.
@@ -223,7 +221,7 @@ pub async fn connection(
     mut control: mpsc::Receiver<LinkControl>,
     backoff: Backoff,
 ) {
-    let mut delay = backoff.initial;
+    let mut retry = Retry::new(backoff);
     let mut agent: Option<AgentId> = None;
     let mut must_register = true;
     let mut silence_limit: Option<Duration> = None;
@@ -245,7 +243,7 @@ pub async fn connection(
                     }
                     agent = Some(id);
                     must_register = false;
-                    delay = backoff.initial;
+                    retry.reset();
                 }
                 Err(LinkError::Removed(body)) => {
                     let _ = inputs.send(Input::Removed(body)).await;
@@ -257,9 +255,9 @@ pub async fn connection(
                     return;
                 }
                 Err(e) => {
+                    let delay = retry.next_delay();
                     tracing::warn!(error = %e, retry_in = ?delay, "registration failed");
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(backoff.max);
                     continue;
                 }
             }
@@ -280,9 +278,9 @@ pub async fn connection(
                 return;
             }
             Err(e) => {
+                let delay = retry.next_delay();
                 tracing::warn!(error = %e, retry_in = ?delay, "cannot open the command stream");
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(backoff.max);
                 continue;
             }
         };
@@ -353,11 +351,10 @@ pub async fn connection(
         // One that ends quickly again and again backs off like registrations do, so a master
         // that keeps closing streams is never hammered.
         if opened.elapsed() >= STABLE_STREAM {
-            delay = backoff.initial;
-            tokio::time::sleep(backoff.initial.min(Duration::from_millis(200))).await;
+            retry.reset();
+            tokio::time::sleep(backoff.first().min(Duration::from_millis(200))).await;
         } else {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(backoff.max);
+            tokio::time::sleep(retry.next_delay()).await;
         }
     }
 }

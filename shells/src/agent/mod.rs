@@ -215,14 +215,12 @@ pub async fn run(
 
     let client =
         link::MasterClient::new(master).map_err(|e| AgentDaemonError::Config(e.to_string()))?;
-    let backoff = link::Backoff {
-        initial: config
+    let backoff = link::registration_backoff(
+        config
             .registration_backoff_factor
             .max(std::time::Duration::from_millis(10)),
-        max: config
-            .registration_backoff_max
-            .max(config.registration_backoff_factor),
-    };
+        config.registration_backoff_max,
+    );
     let mut background = tokio::task::JoinSet::new();
     background.spawn(link::connection(
         client.clone(),
