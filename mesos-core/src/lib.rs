@@ -13,8 +13,11 @@
 //! - [`backoff`]: the one exponential backoff policy (retries, reconnects, launch delays).
 //! - [`task`]: task states, status updates and the agent-side status-update streams.
 //! - [`constraints`]: Marathon placement constraints.
+//! - [`agent`]: the agent's state machine (task lifecycle, update streams, health verdicts,
+//!   checkpoint and sandbox GC decisions).
 //! - [`marathon`]: Marathon's app model, placement and deployment planning.
 
+pub mod agent;
 pub mod allocator;
 pub mod attributes;
 pub mod backoff;
