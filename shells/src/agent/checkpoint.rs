@@ -16,68 +16,21 @@
 //! each task's unacknowledged updates again, in order. Checkpoints of earlier versions (everything
 //! in `agent.json`) are still read.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use mesos_core::ids::{AgentId, FrameworkId, TaskId};
-use mesos_core::master::{FrameworkRef, TaskInfo};
-use mesos_core::task::{StatusUpdateManager, TaskState, TaskStatus};
 use mesos_core::time::Time;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::AgentDaemonError;
 
-/// One task as checkpointed.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct TaskRecord {
-    /// Whose task.
-    pub framework: FrameworkRef,
-    /// The task as launched.
-    pub task: TaskInfo,
-    /// The container's id (the last component of the sandbox path).
-    pub container_id: String,
-    /// The key the runtime knows the container by (`<task>.<12 hex of the container id>`, so
-    /// equal task ids of two frameworks, or of two agents on one host, never share a container,
-    /// a cgroup or a Docker name). Empty in older checkpoints: the task id.
-    #[serde(default)]
-    pub container_key: String,
-    /// The runtime that runs it (`mesos`, `docker`, `lxc`), `None` if it never got one.
-    pub runtime: Option<String>,
-    /// The sandbox on the host.
-    pub sandbox: PathBuf,
-    /// The latest state the agent produced.
-    pub state: TaskState,
-}
-
-impl TaskRecord {
-    /// The id the runtime knows this task's container by.
-    pub fn runtime_task_id(&self) -> TaskId {
-        if self.container_key.is_empty() {
-            self.task.task_id.clone()
-        } else {
-            TaskId::new(self.container_key.as_str())
-        }
-    }
-}
-
-/// Everything the agent needs after a restart.
-#[derive(Debug, Default)]
-pub struct AgentCheckpoint {
-    /// The id the master gave this agent.
-    pub agent_id: Option<AgentId>,
-    /// The name this agent's runtimes give their containers (stable across restarts).
-    pub instance: String,
-    /// Tasks whose terminal update is not yet acknowledged.
-    pub tasks: Vec<TaskRecord>,
-    /// The status-update streams.
-    pub updates: StatusUpdateManager,
-    /// Streams with unacknowledged updates for tasks the agent does not have (answers to kills
-    /// of unknown tasks).
-    pub orphan_streams: Vec<(FrameworkId, TaskId)>,
-}
+pub use mesos_core::agent::{
+    del_line, encode_meta, put_line, EntryView, Replay, Restored as AgentCheckpoint, TaskRecord,
+};
 
 /// `agent.json`: today only the id and the instance; in a checkpoint of an earlier version also
 /// the tasks and the streams (a `StatusUpdateManager` as a list of `{framework, task, stream}`).
@@ -131,102 +84,6 @@ pub fn journal_path(work_dir: &Path) -> PathBuf {
     work_dir.join("meta").join("tasks.journal")
 }
 
-/// What `agent.json` holds now.
-#[derive(Serialize)]
-struct MetaView<'a> {
-    agent_id: Option<&'a AgentId>,
-    instance: &'a str,
-}
-
-/// The bytes of `agent.json`.
-pub fn encode_meta(agent_id: Option<&AgentId>, instance: &str) -> Vec<u8> {
-    serde_json::to_vec(&MetaView { agent_id, instance }).unwrap_or_default()
-}
-
-/// One task (or an update stream without a task) as journaled, borrowed from the agent.
-#[derive(Serialize)]
-pub struct EntryView<'a> {
-    /// The framework.
-    pub framework: &'a FrameworkId,
-    /// The task.
-    pub task: &'a TaskId,
-    /// The whole record: on the first line about a task (and in snapshots).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<&'a TaskRecord>,
-    /// The task's latest state, when the record is not repeated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<TaskState>,
-    /// Its runtime, when the record is not repeated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub runtime: Option<&'a str>,
-    /// The task's unacknowledged updates, head first.
-    pub updates: Vec<&'a TaskStatus>,
-}
-
-#[derive(Serialize)]
-struct KeyView<'a> {
-    framework: &'a FrameworkId,
-    task: &'a TaskId,
-}
-
-#[derive(Serialize)]
-enum LineView<'a> {
-    #[serde(rename = "put")]
-    Put(EntryView<'a>),
-    #[serde(rename = "del")]
-    Del(KeyView<'a>),
-}
-
-#[derive(Deserialize)]
-struct Entry {
-    framework: FrameworkId,
-    task: TaskId,
-    #[serde(default)]
-    record: Option<TaskRecord>,
-    #[serde(default)]
-    state: Option<TaskState>,
-    #[serde(default)]
-    runtime: Option<String>,
-    #[serde(default)]
-    updates: Vec<TaskStatus>,
-}
-
-#[derive(Deserialize)]
-struct Key {
-    framework: FrameworkId,
-    task: TaskId,
-}
-
-#[derive(Deserialize)]
-enum Line {
-    #[serde(rename = "put")]
-    Put(Box<Entry>),
-    #[serde(rename = "del")]
-    Del(Key),
-}
-
-/// Appends a `put` line to `buf`.
-pub fn put_line(buf: &mut Vec<u8>, entry: EntryView<'_>) {
-    write_line(buf, &LineView::Put(entry));
-}
-
-/// Appends a `del` line (the task and its stream are gone) to `buf`.
-pub fn del_line(buf: &mut Vec<u8>, framework: &FrameworkId, task: &TaskId) {
-    write_line(buf, &LineView::Del(KeyView { framework, task }));
-}
-
-fn write_line(buf: &mut Vec<u8>, line: &LineView<'_>) {
-    let start = buf.len();
-    match serde_json::to_writer(&mut *buf, line) {
-        Ok(()) => buf.push(b'\n'),
-        Err(e) => {
-            // Cannot happen for these types (string keys only); never leave half a line.
-            buf.truncate(start);
-            tracing::error!(error = %e, "cannot encode a checkpoint line");
-        }
-    }
-}
-
 fn corrupt(p: &Path, reason: String) -> AgentDaemonError {
     AgentDaemonError::CorruptCheckpoint {
         path: p.to_path_buf(),
@@ -245,11 +102,8 @@ fn read_optional(p: &Path) -> Result<Option<Vec<u8>>, AgentDaemonError> {
     }
 }
 
-/// The tasks and unacknowledged updates a journal describes, in key order.
-type Replayed = BTreeMap<(FrameworkId, TaskId), (Option<TaskRecord>, Vec<TaskStatus>)>;
-
-fn replay(p: &Path, bytes: &[u8]) -> Result<Replayed, AgentDaemonError> {
-    let mut out = Replayed::new();
+fn replay(p: &Path, bytes: &[u8]) -> Result<Replay, AgentDaemonError> {
+    let mut out = Replay::default();
     let mut lines = bytes.split(|b| *b == b'\n').peekable();
     let mut number = 0;
     while let Some(line) = lines.next() {
@@ -258,8 +112,8 @@ fn replay(p: &Path, bytes: &[u8]) -> Result<Replayed, AgentDaemonError> {
             continue;
         }
         let last = lines.peek().is_none_or(|rest| rest.is_empty());
-        let parsed = match serde_json::from_slice::<Line>(line) {
-            Ok(l) => l,
+        match out.apply(line) {
+            Ok(()) => {}
             // A crash in the middle of an append leaves a partial last line: what it was
             // about to record is lost, as if the crash came a moment earlier.
             Err(e) if last => {
@@ -268,26 +122,6 @@ fn replay(p: &Path, bytes: &[u8]) -> Result<Replayed, AgentDaemonError> {
                 break;
             }
             Err(e) => return Err(corrupt(p, format!("line {number}: {e}"))),
-        };
-        match parsed {
-            Line::Del(k) => {
-                out.remove(&(k.framework, k.task));
-            }
-            Line::Put(e) => {
-                let slot = out.entry((e.framework, e.task)).or_default();
-                match e.record {
-                    Some(rec) => slot.0 = Some(rec),
-                    None => {
-                        if let (Some(rec), Some(state)) = (slot.0.as_mut(), e.state) {
-                            rec.state = state;
-                            if e.runtime.is_some() {
-                                rec.runtime = e.runtime;
-                            }
-                        }
-                    }
-                }
-                slot.1 = e.updates;
-            }
         }
     }
     Ok(out)
@@ -299,7 +133,7 @@ pub fn load(work_dir: &Path, now: Time) -> Result<Option<AgentCheckpoint>, Agent
     let jp = journal_path(work_dir);
     let meta = read_optional(&p)?;
     let journal = read_optional(&jp)?;
-    let mut cp = match &meta {
+    let cp = match &meta {
         Some(bytes) => from_meta_file(
             serde_json::from_slice::<MetaFile>(bytes).map_err(|e| corrupt(&p, e.to_string()))?,
             &p,
@@ -311,24 +145,8 @@ pub fn load(work_dir: &Path, now: Time) -> Result<Option<AgentCheckpoint>, Agent
         // Nothing journaled yet: an `agent.json` of an earlier version holds the tasks.
         return Ok(Some(cp));
     };
-    let mut updates = StatusUpdateManager::new();
-    let mut tasks = Vec::new();
-    let mut orphans = Vec::new();
-    for ((framework, task), (rec, pending)) in replay(&jp, &journal)? {
-        match rec {
-            Some(rec) => tasks.push(rec),
-            None if pending.is_empty() => {}
-            None => orphans.push((framework.clone(), task)),
-        }
-        for status in pending {
-            if let Err(e) = updates.update(now, framework.clone(), status) {
-                tracing::warn!(error = %e, "dropping a checkpointed update");
-            }
-        }
-    }
-    cp.tasks = tasks;
-    cp.updates = updates;
-    cp.orphan_streams = orphans;
+    let replayed = replay(&jp, &journal)?;
+    let cp = replayed.into_restored(cp.agent_id, cp.instance, now);
     Ok(Some(cp))
 }
 
@@ -562,8 +380,9 @@ impl Drop for Writer {
 
 #[cfg(test)]
 mod tests {
-    use mesos_core::master::FrameworkInfo;
-    use mesos_core::task::StatusUuid;
+    use mesos_core::master::{FrameworkInfo, FrameworkRef};
+    use mesos_core::task::{StatusUpdateManager, StatusUuid, TaskState, TaskStatus};
+    use serde::Serialize;
 
     use super::*;
 

@@ -1,6 +1,5 @@
 //! Mesos health checks of command tasks (`TaskInfo.health_check`, v1 `HealthCheck`): what to
-//! check, the checking loop (a worker reporting each result to the agent task) and the policy
-//! the agent applies to the results.
+//! check, and the probe a checking worker runs (reporting each result to the agent task).
 //!
 //! - `COMMAND`: `/bin/sh -c <value>` in the sandbox with the task's environment (tasks of the
 //!   `mesos` containerizer only; for Docker and LXC tasks the launch fails with a message rather
@@ -9,11 +8,10 @@
 //!   200-399. A Docker BRIDGE task's container port is reached through its host port mapping.
 //! - `TCP`: a connection to `127.0.0.1:<port>`.
 //!
-//! Policy (upstream's health checker): the first check after `delay_seconds` (15), then every
-//! `interval_seconds` (10), each bounded by `timeout_seconds` (20). Failures before the first
-//! success are ignored during `grace_period_seconds` (10). A change of health is reported as a
-//! TASK_RUNNING update with `healthy` and `REASON_TASK_HEALTH_CHECK_STATUS_UPDATED`; after
-//! `consecutive_failures` (3) failures in a row the task is killed.
+//! Timing (upstream's health checker): the first check after `delay_seconds` (15), then every
+//! `interval_seconds` (10), each bounded by `timeout_seconds` (20). What the results mean
+//! (`grace_period_seconds`, `consecutive_failures`) is the agent core's verdict:
+//! [`mesos_core::agent::Health`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -306,70 +304,6 @@ pub async fn probe(http: &reqwest::Client, check: &HealthCheck) -> Result<(), St
     }
 }
 
-/// A task's health as the agent tracks it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Health {
-    /// Unknown until the first result that counts.
-    pub healthy: Option<bool>,
-    /// Failures in a row.
-    pub consecutive_failures: u32,
-}
-
-/// What a result means for the task.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Nothing to report.
-    Quiet,
-    /// The health changed: send TASK_RUNNING with this `healthy`.
-    Changed(bool),
-    /// Too many failures: kill the task.
-    Kill(String),
-}
-
-impl Health {
-    /// Applies one result. `in_grace` is true while the grace period since the task started
-    /// runs.
-    pub fn record(
-        &mut self,
-        check: &HealthCheck,
-        result: Result<(), String>,
-        in_grace: bool,
-    ) -> Verdict {
-        match result {
-            Ok(()) => {
-                self.consecutive_failures = 0;
-                if self.healthy == Some(true) {
-                    Verdict::Quiet
-                } else {
-                    self.healthy = Some(true);
-                    Verdict::Changed(true)
-                }
-            }
-            Err(why) => {
-                if self.healthy.is_none() && in_grace {
-                    return Verdict::Quiet;
-                }
-                self.consecutive_failures += 1;
-                if check.consecutive_failures > 0
-                    && self.consecutive_failures >= check.consecutive_failures
-                {
-                    self.healthy = Some(false);
-                    return Verdict::Kill(format!(
-                        "killed after {} consecutive failed health checks: {why}",
-                        self.consecutive_failures
-                    ));
-                }
-                if self.healthy == Some(false) {
-                    Verdict::Quiet
-                } else {
-                    self.healthy = Some(false);
-                    Verdict::Changed(false)
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,37 +386,6 @@ mod tests {
                 statuses: vec![]
             }
         );
-    }
-
-    #[test]
-    fn policy_ignores_early_failures_reports_changes_and_kills() {
-        let c = parse(
-            Some(&json!({"type":"TCP","tcp":{"port":1},"consecutive_failures":2})),
-            &spec(),
-        )
-        .unwrap()
-        .unwrap();
-        let mut h = Health::default();
-        assert_eq!(h.record(&c, Err("x".into()), true), Verdict::Quiet);
-        assert_eq!(h.record(&c, Ok(()), true), Verdict::Changed(true));
-        assert_eq!(h.record(&c, Ok(()), false), Verdict::Quiet);
-        assert_eq!(h.record(&c, Err("x".into()), true), Verdict::Changed(false));
-        assert!(
-            matches!(h.record(&c, Err("x".into()), false), Verdict::Kill(m) if m.contains("2 consecutive"))
-        );
-        let never = parse(
-            Some(&json!({"type":"TCP","tcp":{"port":1},"consecutive_failures":0})),
-            &spec(),
-        )
-        .unwrap()
-        .unwrap();
-        let mut h = Health::default();
-        for _ in 0..10 {
-            assert!(!matches!(
-                h.record(&never, Err("x".into()), false),
-                Verdict::Kill(_)
-            ));
-        }
     }
 
     #[tokio::test]

@@ -19,7 +19,9 @@ pub mod fetcher;
 pub mod health;
 pub mod http;
 pub mod link;
+pub mod sandboxes;
 pub mod spec;
+pub mod state;
 
 use std::path::PathBuf;
 

@@ -10,7 +10,7 @@
 //!   (ours: Mesos has no LXC containerizer).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use mesos_core::ids::AgentId;
 use mesos_core::master::{FrameworkRef, TaskInfo};
@@ -20,42 +20,7 @@ use mesos_runtime::{
 };
 use serde_json::Value as Json;
 
-/// A framework's `executors` directory on this agent, where every sandbox of its tasks starts:
-/// `<work_dir>/slaves/<agent>/frameworks/<fw>/executors`.
-pub fn executors_dir(work_dir: &Path, agent: &AgentId, framework: &FrameworkRef) -> PathBuf {
-    work_dir
-        .join("slaves")
-        .join(path_safe(agent.as_str()))
-        .join("frameworks")
-        .join(path_safe(framework.id.as_str()))
-        .join("executors")
-}
-
-/// The sandbox of a task's run: `<work_dir>/slaves/<agent>/frameworks/<fw>/executors/<task>/runs/<container>`.
-pub fn sandbox_path(
-    work_dir: &Path,
-    agent: &AgentId,
-    framework: &FrameworkRef,
-    task: &TaskInfo,
-    container_id: &str,
-) -> PathBuf {
-    executors_dir(work_dir, agent, framework)
-        .join(path_safe(task.task_id.as_str()))
-        .join("runs")
-        .join(path_safe(container_id))
-}
-
-/// Ids are free text; a path component must not climb out or hold a separator.
-fn path_safe(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
-        .collect();
-    match cleaned.as_str() {
-        "" | "." | ".." => format!("_{cleaned}"),
-        _ => cleaned,
-    }
-}
+pub use mesos_core::agent::{executors_dir, sandbox_path};
 
 /// Everything besides the task that goes into the spec.
 pub struct SpecContext<'a> {
@@ -491,7 +456,7 @@ mod tests {
         let f = fw();
         let mut t = task(None);
         t.task_id = TaskId::new("../x/y");
-        let p = sandbox_path(Path::new("/w"), &AgentId::new("a"), &f, &t, "c1");
+        let p = sandbox_path(std::path::Path::new("/w"), &AgentId::new("a"), &f, &t, "c1");
         assert_eq!(
             p,
             PathBuf::from("/w/slaves/a/frameworks/f/executors/.._x_y/runs/c1")
