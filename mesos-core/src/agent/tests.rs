@@ -348,3 +348,334 @@ fn a_failing_task_is_killed_and_its_updates_survive_a_restart() {
     let log = r.log.join("\n");
     assert_eq!(log, expected.join("\n"), "\n{log}");
 }
+
+fn run(s: &mut Shell, id: &str, fw: FrameworkRef) {
+    let t = task(id);
+    s.input(&format!("RUN_TASK {id}"), |a, now| {
+        a.handle_command(
+            now,
+            AgentCommand::RunTask {
+                framework: fw,
+                task: t,
+            },
+        )
+    });
+}
+
+fn kill(s: &mut Shell, id: &str) {
+    s.input(&format!("KILL {id}"), |a, now| {
+        a.handle_command(
+            now,
+            AgentCommand::KillTask {
+                framework_id: FrameworkId::new("fw"),
+                task_id: TaskId::new(id),
+            },
+        )
+    });
+}
+
+/// The log from the line that starts with `from` on, without checkpoint writes.
+fn log_from(s: &Shell, from: &str) -> Vec<String> {
+    let start = s.log.iter().position(|l| l.contains(from)).unwrap_or(0);
+    s.log[start..]
+        .iter()
+        .filter(|l| !l.contains("append") && !l.contains("snapshot") && !l.contains("meta"))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn duplicates_early_runs_and_kills_of_unknown_tasks() {
+    let mut s = Shell::new(Agent::new(settings(), 1, None), T0);
+    run(&mut s, "early", framework(&[]));
+    registered(&mut s);
+    run(&mut s, "t1", framework(&[]));
+    run(&mut s, "t1", framework(&[]));
+    kill(&mut s, "nope");
+    assert_eq!(
+        log_from(&s, "RUN_TASK early"),
+        [
+            "+0.1s < RUN_TASK early",
+            "+0.2s < registered S1",
+            "+0.2s discard unsent",
+            "+0.3s < stream opened",
+            "+0.4s < RUN_TASK t1",
+            "+0.4s prepare t1",
+            "+0.4s launch t1 on mesos",
+            "+0.4s send S1 t1 TASK_STARTING",
+            "+0.5s < RUN_TASK t1",
+            "+0.6s < KILL nope",
+            r#"+0.6s send S1 nope TASK_LOST TaskUnknown "Cannot kill task: it is not known to this agent""#,
+        ]
+    );
+}
+
+#[test]
+fn bad_tasks_fail_without_starting_and_kills_during_launch_wait_for_it() {
+    let mut s = Shell::new(Agent::new(settings(), 1, None), T0);
+    registered(&mut s);
+    // A spec the shell cannot build, and a containerizer this agent does not run.
+    s.policy = None;
+    let t = task("bad");
+    s.input("RUN_TASK bad", |a, now| {
+        a.handle_command(
+            now,
+            AgentCommand::RunTask {
+                framework: framework(&[]),
+                task: t,
+            },
+        );
+        let k = key("bad");
+        a.handle_prepared(now, &k, Err("no command".into()));
+    });
+    let t = task("dock");
+    s.input("RUN_TASK dock", |a, now| {
+        a.handle_command(
+            now,
+            AgentCommand::RunTask {
+                framework: framework(&[]),
+                task: t,
+            },
+        );
+        let k = key("dock");
+        let p = Prepared {
+            runtime: "docker".into(),
+            health: None,
+        };
+        a.handle_prepared(now, &k, Ok(p));
+    });
+    // With TASK_KILLING_STATE, a kill during the launch reports KILLING and kills once
+    // launched.
+    run(&mut s, "t1", framework(&["TASK_KILLING_STATE"]));
+    kill(&mut s, "t1");
+    s.input("launched t1", |a, now| {
+        let c = a.task(&key("t1")).unwrap().container_id.clone();
+        a.handle_launched(now, &key("t1"), &c, Ok(()))
+    });
+    let log = log_from(&s, "RUN_TASK bad");
+    assert_eq!(
+        log,
+        [
+            "+0.3s < RUN_TASK bad",
+            "+0.3s prepare bad",
+            r#"+0.3s send S1 bad TASK_FAILED ContainerLaunchFailed "Failed to launch container: no command""#,
+            "+0.4s < RUN_TASK dock",
+            "+0.4s prepare dock",
+            r#"+0.4s send S1 dock TASK_FAILED ContainerLaunchFailed "Failed to launch container: the docker containerizer is not enabled on this agent (--containerizers=mesos)""#,
+            "+0.5s < RUN_TASK t1",
+            "+0.5s prepare t1",
+            "+0.5s launch t1 on mesos",
+            "+0.5s send S1 t1 TASK_STARTING",
+            "+0.6s < KILL t1",
+            "+0.7s < launched t1",
+            "+0.7s kill t1 grace 3s",
+        ]
+    );
+}
+
+#[test]
+fn a_shut_down_framework_is_killed_and_its_updates_acknowledged_locally() {
+    let mut s = Shell::new(Agent::new(settings(), 1, None), T0);
+    registered(&mut s);
+    run(&mut s, "t1", framework(&[]));
+    s.input("launched t1", |a, now| {
+        let c = a.task(&key("t1")).unwrap().container_id.clone();
+        a.handle_launched(now, &key("t1"), &c, Ok(()))
+    });
+    s.input("SHUTDOWN_FRAMEWORK", |a, now| {
+        a.handle_command(
+            now,
+            AgentCommand::ShutdownFramework {
+                framework_id: FrameworkId::new("fw"),
+            },
+        )
+    });
+    s.input("t1 ended", |a, now| {
+        let c = a.task(&key("t1")).unwrap().container_id.clone();
+        let e = Ended {
+            state: TaskState::Killed,
+            reason: None,
+            message: "killed".into(),
+        };
+        a.handle_terminated(now, &key("t1"), &c, Ok(e))
+    });
+    s.run_until(T0 + Duration::from_secs(3601));
+    assert_eq!(
+        log_from(&s, "launched t1"),
+        [
+            "+0.4s < launched t1",
+            "+0.4s start checks t1",
+            "+0.5s < SHUTDOWN_FRAMEWORK",
+            "+0.5s kill t1 grace 3s",
+            "+0.6s < t1 ended",
+            "+0.6s stop checks t1",
+            "+3600.6s delete /w/slaves/S1/frameworks/fw/executors/t1/runs/b1ea6bd8650342dce553583617e08e42",
+        ]
+    );
+    assert_eq!(s.agent.pending_streams(), 0);
+    assert_eq!(s.agent.completed().count(), 1);
+}
+
+#[test]
+fn a_restart_adopts_survivors_reports_the_vanished_and_stops_orphans() {
+    let mut s = Shell::new(Agent::new(settings(), 1, None), T0);
+    registered(&mut s);
+    for id in ["kept", "gone"] {
+        run(&mut s, id, framework(&[]));
+        s.input(&format!("launched {id}"), |a, now| {
+            let c = a.task(&key(id)).unwrap().container_id.clone();
+            a.handle_launched(now, &key(id), &c, Ok(()))
+        });
+    }
+    run(&mut s, "half", framework(&[]));
+    s.tick();
+    let now = s.now;
+    let kept = s.agent.task(&key("kept")).unwrap().runtime_task_id();
+    let mut agent = s.restarted(now);
+    agent.set_health_policy(&key("kept"), s.policy);
+    let found = BTreeMap::from([
+        (("mesos".to_string(), kept), true),
+        (("mesos".to_string(), TaskId::new("stray")), false),
+    ]);
+    let mut r = Shell::new(agent, now);
+    r.input("recover", |a, now| a.recover(now, found));
+    r.input("registered S1", |a, now| {
+        a.handle_registered(now, AgentId::new("S1"))
+    });
+    let log: Vec<String> = log_from(&r, "recover")
+        .into_iter()
+        .filter(|l| !l.contains("discard"))
+        .collect();
+    let states: Vec<_> = r
+        .agent
+        .tasks()
+        .map(|t| (t.record.task.task_id.as_str(), t.record.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("gone", TaskState::Lost),
+            ("half", TaskState::Failed),
+            ("kept", TaskState::Running)
+        ]
+    );
+    let pending: Vec<_> = r
+        .agent
+        .updates
+        .pending(&FrameworkId::new("fw"), &TaskId::new("gone"))
+        .iter()
+        .map(|s| (s.state, s.reason))
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            (TaskState::Starting, None),
+            (TaskState::Running, None),
+            (TaskState::Lost, Some(Reason::AgentRestarted))
+        ]
+    );
+    assert_eq!(
+        log,
+        [
+            "+0.9s < recover",
+            "+0.9s wait kept on mesos",
+            "+0.9s start checks kept",
+            "+0.9s stop orphan stray running=false",
+            "+1.0s < registered S1",
+            // Each stream's head goes first; the recovery's verdicts queue behind them.
+            "+1.0s send S1 gone TASK_STARTING",
+            "+1.0s send S1 half TASK_STARTING",
+            "+1.0s send S1 kept TASK_STARTING",
+        ]
+    );
+}
+
+#[test]
+fn one_write_at_a_time_and_a_failed_append_is_redone_as_a_snapshot() {
+    let mut a = Agent::new(settings(), 1, None);
+    a.handle_registered(T0, AgentId::new("S1"));
+    let drain = |a: &mut Agent| std::iter::from_fn(|| a.poll_output()).collect::<Vec<_>>();
+    let out = drain(&mut a);
+    assert!(
+        matches!(
+            out[..],
+            [
+                Output::DiscardUnsent,
+                Output::Checkpoint(Write::Replace(_)),
+                Output::Checkpoint(Write::Meta(_))
+            ]
+        ),
+        "{out:?}"
+    );
+    let t1 = T0 + Duration::from_secs(1);
+    a.handle_command(
+        t1,
+        AgentCommand::RunTask {
+            framework: framework(&[]),
+            task: task("t1"),
+        },
+    );
+    let out = drain(&mut a);
+    assert!(matches!(out[..], [Output::Prepare { .. }]), "{out:?}");
+    // Nothing more is written while two writes are in flight.
+    a.handle_prepared(
+        t1,
+        &key("t1"),
+        Ok(Prepared {
+            runtime: "mesos".into(),
+            health: None,
+        }),
+    );
+    let out = drain(&mut a);
+    assert!(matches!(out[..], [Output::Launch { .. }]), "{out:?}");
+    assert!(a.writing());
+    // Both done: the task's lines go out; they fail, so the update is not sent and the next
+    // write is a snapshot, after which it is.
+    a.handle_writes(t1, 2, false, false);
+    let out = drain(&mut a);
+    assert!(
+        matches!(out[..], [Output::Checkpoint(Write::Append(_))]),
+        "{out:?}"
+    );
+    // (Writes start at most every MIN_CHECKPOINT_INTERVAL.)
+    let t2 = t1 + Duration::from_millis(5);
+    a.handle_writes(t2, 3, true, false);
+    assert!(drain(&mut a).is_empty());
+    assert_eq!(a.poll_timeout(), Some(t1 + MIN_CHECKPOINT_INTERVAL));
+    a.handle_timeout(t1 + MIN_CHECKPOINT_INTERVAL);
+    let out = drain(&mut a);
+    assert!(
+        matches!(out[..], [Output::Checkpoint(Write::Replace(_))]),
+        "{out:?}"
+    );
+    assert!(drain(&mut a).is_empty());
+    a.handle_writes(t1, 4, false, false);
+    let out = drain(&mut a);
+    assert!(
+        matches!(&out[..], [Output::Send(_, AgentMessage::StatusUpdate { status, .. })] if status.state == TaskState::Starting),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn found_sandboxes_are_deleted_when_their_delay_is_over() {
+    let mut a = Agent::new(settings(), 1, None);
+    let run_dir =
+        |n: &str| PathBuf::from(format!("/w/slaves/S0/frameworks/f/executors/{n}/runs/c"));
+    a.handle_found_sandboxes(
+        T0,
+        vec![
+            (run_dir("old"), Duration::from_secs(3000)),
+            (run_dir("new"), Duration::ZERO),
+            (PathBuf::from("/elsewhere/runs/c"), Duration::ZERO),
+        ],
+    );
+    while a.poll_output().is_some() {}
+    assert_eq!(a.poll_timeout(), Some(T0 + Duration::from_secs(600)));
+    a.handle_timeout(T0 + Duration::from_secs(600));
+    let out: Vec<_> = std::iter::from_fn(|| a.poll_output())
+        .filter(|o| matches!(o, Output::DeleteSandbox(_)))
+        .collect();
+    assert_eq!(out, [Output::DeleteSandbox(run_dir("old"))]);
+    assert_eq!(a.poll_timeout(), Some(T0 + Duration::from_secs(3600)));
+}
