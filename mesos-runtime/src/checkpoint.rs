@@ -4,8 +4,8 @@
 //! termination out, so a container that vanished while the agent was down still has a record
 //! and is reported, not forgotten. Two stores:
 //!
-//! - [`Journal`] (the process and LXC runtimes): one append-only file per runtime, one line per
-//!   launch and per collected container, rewritten when it has grown to several times what it
+//! - [`Journal`] (the process and LXC runtimes): one [`LineJournal`] per runtime, one line per
+//!   launch (`put`) and per collected container (`del`), rewritten when it has grown to several times what it
 //!   describes and removed when nothing is left in it. Launching thousands of tasks then costs
 //!   no file (inode) per task: on ext4 without a journal each new inode skips the ones deleted
 //!   in the last minutes, reading their inode blocks, so a create-and-delete per task made every
@@ -13,15 +13,14 @@
 //! - [`Checkpoints`] (Docker): one small JSON file per container, written to a temporary name and
 //!   renamed, so a crash never leaves half a record.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write as _;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::RuntimeError;
+use crate::journal::{Damage, Durability, JournalError, LineJournal};
 use crate::naming::safe_name;
 
 /// What a runtime needs to find one container again.
@@ -125,22 +124,24 @@ const JOURNAL_FILE: &str = "journal";
 /// A journal is rewritten once it has this many lines more than its live records times four.
 const COMPACT_SLACK: usize = 1024;
 
-/// One line of the journal.
+/// One line of the journal (`launched`/`gone` in journals of earlier versions).
 #[derive(Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
 enum Entry {
     /// A container was launched (or adopted at recovery).
-    Launched(Record),
+    #[serde(rename = "put", alias = "launched")]
+    Put(Record),
     /// Its termination was collected: forget it.
-    Gone(String),
+    #[serde(rename = "del", alias = "gone")]
+    Del(String),
 }
 
 /// The launch journal of one runtime, in its checkpoint directory (see the module docs).
 ///
-/// Lines are appended with one `write` each to a file opened in append mode, so a crash of the
-/// agent never tears one; a line that does not parse (a torn tail after a power loss) is logged
-/// and skipped. Like the per-file checkpoints, nothing is `fsync`ed: the records survive the
-/// agent process, which is what recovery is for.
+/// A [`LineJournal`] with [`Durability::Process`] and [`Damage::SkipBadLines`]: lines are
+/// appended with one `write` each to a file opened in append mode, so a crash of the agent
+/// never tears one; nothing is `fsync`ed (the records survive the agent process, which is what
+/// recovery is for, not a power loss); and a line that does not parse (a torn tail after a
+/// power loss) is logged and skipped rather than keeping the agent from starting.
 pub(crate) struct Journal {
     dir: PathBuf,
     /// `None` until first used: then the file's records (and legacy per-container files) are
@@ -149,11 +150,20 @@ pub(crate) struct Journal {
 }
 
 struct JournalState {
-    /// The append handle, opened on the first write.
-    file: Option<File>,
-    live: HashMap<String, Record>,
+    file: LineJournal,
+    live: BTreeMap<String, Record>,
     /// Lines in the file.
     lines: usize,
+}
+
+fn journal_error(e: JournalError) -> RuntimeError {
+    match e {
+        JournalError::Io { path, source } => RuntimeError::Checkpoint { path, source },
+        JournalError::Corrupt { path, reason, .. } => RuntimeError::Checkpoint {
+            path,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason),
+        },
+    }
 }
 
 fn lock_state(m: &Mutex<Option<JournalState>>) -> MutexGuard<'_, Option<JournalState>> {
@@ -182,38 +192,23 @@ impl Journal {
     /// Reads the journal and any per-container files an older agent left (which are folded
     /// into a rewritten journal, then deleted).
     fn load(&self) -> Result<JournalState, RuntimeError> {
-        let path = self.path();
-        let mut live = HashMap::new();
-        let mut lines = 0;
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
-                    if line.is_empty() {
-                        continue;
+        let file = LineJournal::new(self.path(), Durability::Process, Damage::SkipBadLines);
+        let mut live = BTreeMap::new();
+        let lines = file
+            .read(|line| {
+                match serde_json::from_slice::<Entry>(line).map_err(|e| e.to_string())? {
+                    Entry::Put(r) => {
+                        live.insert(r.task_id.clone(), r);
                     }
-                    lines += 1;
-                    match serde_json::from_slice::<Entry>(line) {
-                        Ok(Entry::Launched(r)) => {
-                            live.insert(r.task_id.clone(), r);
-                        }
-                        Ok(Entry::Gone(id)) => {
-                            live.remove(&id);
-                        }
-                        Err(e) => tracing::error!(
-                            path = %path.display(), line = n + 1, error = %e,
-                            "unreadable checkpoint journal line; skipped"
-                        ),
+                    Entry::Del(id) => {
+                        live.remove(&id);
                     }
                 }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(self.err(path)(e)),
-        }
-        let mut state = JournalState {
-            file: None,
-            live,
-            lines,
-        };
+                Ok(())
+            })
+            .map_err(journal_error)?
+            .unwrap_or(0);
+        let mut state = JournalState { file, live, lines };
         let legacy = Checkpoints::read_all(&self.dir)?;
         if !legacy.is_empty() {
             for r in legacy.iter().cloned() {
@@ -246,54 +241,30 @@ impl Journal {
     }
 
     fn append(&self, state: &mut JournalState, entry: &Entry) -> Result<(), RuntimeError> {
-        let path = self.path();
-        let err = self.err(path.clone());
-        let mut line = serde_json::to_vec(entry).map_err(|e| err(e.into()))?;
+        let mut line = serde_json::to_vec(entry).map_err(|e| self.err(self.path())(e.into()))?;
         line.push(b'\n');
-        if state.file.is_none() {
-            std::fs::create_dir_all(&self.dir).map_err(&err)?;
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(&err)?;
-            state.file = Some(file);
-        }
-        if let Some(file) = state.file.as_mut() {
-            file.write_all(&line).map_err(&err)?;
-        }
+        state.file.append(&line).map_err(journal_error)?;
         state.lines += 1;
         Ok(())
     }
 
-    /// Replaces the file by one line per live record (temporary file, then rename); with no
-    /// live record the file is removed.
+    /// Replaces the file by one line per live record; with no live record the file is
+    /// removed.
     fn rewrite(&self, state: &mut JournalState) -> Result<(), RuntimeError> {
-        let path = self.path();
-        let err = self.err(path.clone());
-        state.file = None;
         if state.live.is_empty() {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(err(e)),
-            }
+            state.file.remove().map_err(journal_error)?;
             state.lines = 0;
             return Ok(());
         }
-        let mut records: Vec<&Record> = state.live.values().collect();
-        records.sort_by(|a, b| a.task_id.cmp(&b.task_id));
+        let err = self.err(self.path());
         let mut bytes = Vec::new();
-        for r in records {
-            // Serialising a borrowed record as `Entry::Launched` without cloning it.
-            bytes.extend_from_slice(b"{\"launched\":");
+        for r in state.live.values() {
+            // Serialising a borrowed record as `Entry::Put` without cloning it.
+            bytes.extend_from_slice(b"{\"put\":");
             serde_json::to_writer(&mut bytes, r).map_err(|e| err(e.into()))?;
             bytes.extend_from_slice(b"}\n");
         }
-        std::fs::create_dir_all(&self.dir).map_err(&err)?;
-        let tmp = self.dir.join(format!("{JOURNAL_FILE}.tmp"));
-        std::fs::write(&tmp, bytes).map_err(&err)?;
-        std::fs::rename(&tmp, &path).map_err(&err)?;
+        state.file.replace(&bytes).map_err(journal_error)?;
         state.lines = state.live.len();
         Ok(())
     }
@@ -301,7 +272,7 @@ impl Journal {
     /// Records a launched container; on error nothing was recorded.
     pub(crate) fn add(&self, record: &Record) -> Result<(), RuntimeError> {
         self.with_state(|state| {
-            self.append(state, &Entry::Launched(record.clone()))?;
+            self.append(state, &Entry::Put(record.clone()))?;
             state.live.insert(record.task_id.clone(), record.clone());
             Ok(())
         })
@@ -317,7 +288,7 @@ impl Journal {
             if state.live.is_empty() || state.lines >= state.live.len() * 4 + COMPACT_SLACK {
                 self.rewrite(state)
             } else {
-                self.append(state, &Entry::Gone(task_id.to_string()))
+                self.append(state, &Entry::Del(task_id.to_string()))
             }
         });
         if let Err(e) = result {
@@ -327,11 +298,7 @@ impl Journal {
 
     /// The live records, sorted by task id.
     pub(crate) fn records(&self) -> Result<Vec<Record>, RuntimeError> {
-        self.with_state(|state| {
-            let mut v: Vec<Record> = state.live.values().cloned().collect();
-            v.sort_by(|a, b| a.task_id.cmp(&b.task_id));
-            Ok(v)
-        })
+        self.with_state(|state| Ok(state.live.values().cloned().collect()))
     }
 
     /// The directory it lives in.
@@ -343,6 +310,7 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write as _;
 
     /// An empty directory of this test process under the temp dir.
     fn fresh_dir(tag: &str) -> PathBuf {
@@ -378,15 +346,20 @@ mod tests {
             .append(true)
             .open(dir.join(JOURNAL_FILE))
             .unwrap();
+        // Lines of an earlier version (`launched`/`gone`) still read.
+        let old = serde_json::to_vec(&record("e", 5)).unwrap();
+        f.write_all(b"{\"launched\":").unwrap();
+        f.write_all(&old).unwrap();
+        f.write_all(b"}\n{\"gone\":\"c\"}\n").unwrap();
         f.write_all(b"{\"launched\":{\"task_id\":\"d\"").unwrap();
         drop(f);
         let again = Journal::new(&dir);
         assert_eq!(
             again.records().unwrap(),
-            vec![record("a/1", 1), record("c", 3)]
+            vec![record("a/1", 1), record("e", 5)]
         );
         again.remove("a/1");
-        again.remove("c");
+        again.remove("e");
         assert!(
             !dir.join(JOURNAL_FILE).exists(),
             "an empty journal leaves no file"

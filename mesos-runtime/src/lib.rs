@@ -11,6 +11,8 @@
 //! - [`runtime`]: the trait, usage and recovery results.
 //! - [`termination`]: how a container ended, and the mapping to Mesos states and reasons.
 //! - [`error`]: [`SpecError`] for bad specs, [`RuntimeError`] for everything else.
+//! - [`journal`]: the append-only line journal under the runtimes' and the agent's
+//!   checkpoints, with its durability and damage policies explicit.
 //! - [`process`], [`docker`], [`lxc`]: the three runtimes.
 //!
 //! Internals: `supervisor` (spawn, watch and signal one host process per container, shared by
@@ -22,6 +24,7 @@ mod cgroups;
 mod checkpoint;
 pub mod docker;
 pub mod error;
+pub mod journal;
 pub mod lxc;
 mod naming;
 pub mod process;
@@ -36,6 +39,7 @@ pub mod termination;
 
 pub use docker::{DockerConfig, DockerRuntime};
 pub use error::{RuntimeError, SpecError};
+pub use journal::{Damage, Durability, JournalError, LineJournal};
 pub use lxc::{LxcConfig, LxcRuntime};
 pub use process::{ProcessConfig, ProcessRuntime};
 pub use runtime::{ContainerRuntime, Recovered, ResourceUsage};

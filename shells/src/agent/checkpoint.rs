@@ -24,6 +24,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use mesos_core::ids::{AgentId, FrameworkId, TaskId};
 use mesos_core::time::Time;
+use mesos_runtime::{Damage, Durability, JournalError, LineJournal};
 use serde::Deserialize;
 
 use super::AgentDaemonError;
@@ -102,50 +103,44 @@ fn read_optional(p: &Path) -> Result<Option<Vec<u8>>, AgentDaemonError> {
     }
 }
 
-fn replay(p: &Path, bytes: &[u8]) -> Result<Replay, AgentDaemonError> {
-    let mut out = Replay::default();
-    let mut lines = bytes.split(|b| *b == b'\n').peekable();
-    let mut number = 0;
-    while let Some(line) = lines.next() {
-        number += 1;
-        if line.is_empty() {
-            continue;
-        }
-        let last = lines.peek().is_none_or(|rest| rest.is_empty());
-        match out.apply(line) {
-            Ok(()) => {}
-            // A crash in the middle of an append leaves a partial last line: what it was
-            // about to record is lost, as if the crash came a moment earlier.
-            Err(e) if last => {
-                tracing::warn!(path = %p.display(), line = number, error = %e,
-                    "ignoring a torn last line of the task journal");
-                break;
-            }
-            Err(e) => return Err(corrupt(p, format!("line {number}: {e}"))),
-        }
+/// The agent's task journal: every batch on disk before its updates are forwarded, and only a
+/// torn last line forgiven (anything else wrong is a corrupt checkpoint the agent refuses to
+/// start from, rather than forgetting tasks).
+fn task_journal(work_dir: &Path) -> LineJournal {
+    LineJournal::new(journal_path(work_dir), Durability::Fsync, Damage::TornTail)
+}
+
+fn journal_error(e: JournalError) -> AgentDaemonError {
+    match e {
+        JournalError::Io { path, source } => AgentDaemonError::Io { path, source },
+        JournalError::Corrupt { path, line, reason } => AgentDaemonError::CorruptCheckpoint {
+            path,
+            reason: format!("line {line}: {reason}"),
+        },
     }
-    Ok(out)
 }
 
 /// Reads the checkpoint, `None` when there is none. `now` arms the rebuilt streams' retries.
 pub fn load(work_dir: &Path, now: Time) -> Result<Option<AgentCheckpoint>, AgentDaemonError> {
     let p = path(work_dir);
-    let jp = journal_path(work_dir);
     let meta = read_optional(&p)?;
-    let journal = read_optional(&jp)?;
+    let journal = task_journal(work_dir);
+    let mut replayed = Replay::default();
+    let read = journal
+        .read(|line| replayed.apply(line).map_err(|e| e.to_string()))
+        .map_err(journal_error)?;
     let cp = match &meta {
         Some(bytes) => from_meta_file(
             serde_json::from_slice::<MetaFile>(bytes).map_err(|e| corrupt(&p, e.to_string()))?,
             &p,
         )?,
-        None if journal.is_none() => return Ok(None),
+        None if read.is_none() => return Ok(None),
         None => AgentCheckpoint::default(),
     };
-    let Some(journal) = journal else {
+    if read.is_none() {
         // Nothing journaled yet: an `agent.json` of an earlier version holds the tasks.
         return Ok(Some(cp));
-    };
-    let replayed = replay(&jp, &journal)?;
+    }
     let cp = replayed.into_restored(cp.agent_id, cp.instance, now);
     Ok(Some(cp))
 }
@@ -213,48 +208,21 @@ pub struct Writer {
 
 struct Files {
     work_dir: PathBuf,
-    journal: Option<std::fs::File>,
+    journal: LineJournal,
 }
 
 impl Files {
-    fn append(&mut self, bytes: &[u8]) -> Result<(), AgentDaemonError> {
-        let p = journal_path(&self.work_dir);
-        let io = |source| AgentDaemonError::Io {
-            path: p.clone(),
-            source,
-        };
-        if self.journal.is_none() {
-            if let Some(dir) = p.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&p)
-                .map_err(io)?;
-            self.journal = Some(f);
-        }
-        let Some(f) = self.journal.as_mut() else {
-            return Ok(());
-        };
-        let result = f.write_all(bytes).and_then(|()| f.sync_data());
-        if result.is_err() {
-            self.journal = None;
-        }
-        result.map_err(io)
-    }
-
     fn run(&mut self, job: Job, progress: &Progress) {
         let (result, failed) = match &job {
             Job::Meta(b) => (save_bytes(&path(&self.work_dir), b), &progress.meta_failed),
-            Job::Append(b) => (self.append(b), &progress.journal_failed),
-            Job::Replace(b) => {
-                self.journal = None;
-                (
-                    save_bytes(&journal_path(&self.work_dir), b),
-                    &progress.journal_failed,
-                )
-            }
+            Job::Append(b) => (
+                self.journal.append(b).map_err(journal_error),
+                &progress.journal_failed,
+            ),
+            Job::Replace(b) => (
+                self.journal.replace(b).map_err(journal_error),
+                &progress.journal_failed,
+            ),
         };
         if let Err(e) = result {
             tracing::error!(error = %e, "cannot checkpoint the agent's state");
@@ -271,8 +239,8 @@ impl Writer {
         let theirs = shared.clone();
         let their_progress = progress.clone();
         let mut files = Files {
+            journal: task_journal(&work_dir),
             work_dir,
-            journal: None,
         };
         let thread = std::thread::Builder::new()
             .name("agent-checkpoint".into())
