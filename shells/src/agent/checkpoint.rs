@@ -3,8 +3,10 @@
 //! - `agent.json`: the agent id and the runtime instance name, rewritten atomically (temp file,
 //!   fsync, rename) when they change.
 //! - `tasks.journal`: one JSON line per change of a task or of its status-update stream
-//!   (`{"put":{..}}` or `{"del":{..}}`), appended in batches with one fsync per batch. The agent
-//!   keeps at most one batch in flight; the next one carries every task that changed meanwhile,
+//!   (`{"put":{..}}` or `{"del":{..}}`), appended in batches with one fsync per batch (a
+//!   [`LineJournal`] with [`Durability::Fsync`] and [`Damage::TornTail`]). The lines, and which
+//!   batch to write when, are the agent core's ([`mesos_core::agent`]); it keeps at most one
+//!   batch in flight; the next one carries every task that changed meanwhile,
 //!   once. So a checkpoint costs in proportion to the tasks that changed, not to all the agent's
 //!   tasks. The first line written for a task carries its whole record (`TaskInfo`, sandbox,
 //!   container); later ones only its state and its unacknowledged updates. When the journal has

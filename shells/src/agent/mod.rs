@@ -2,14 +2,18 @@
 //! their status updates reliably, checkpoints under its work directory and recovers after a
 //! restart.
 //!
-//! Layout (a thin shell; the only state machine is [`mesos_core::task::StatusUpdateManager`]):
+//! Layout (a thin shell: every decision is [`mesos_core::agent::Agent`]'s, the sans-IO core):
 //! - [`config`]: flags and what is derived from them (master URL, detected resources).
 //! - [`spec`]: `TaskInfo` to the runtime's `ContainerSpec`.
 //! - [`fetcher`]: `CommandInfo.uris` into the sandbox before launch.
-//! - [`health`]: Mesos health checks (COMMAND, HTTP, TCP) and their policy.
-//! - [`checkpoint`]: the checkpoint under `<work_dir>/meta/` (a task journal written in batches).
+//! - [`health`]: Mesos health checks (COMMAND, HTTP, TCP): parsing and probing.
+//! - [`checkpoint`]: the checkpoint files under `<work_dir>/meta/` (`agent.json` and the task
+//!   journal, a [`mesos_runtime::LineJournal`]) and the thread that writes them.
 //! - [`link`]: registration, the command stream and message sending (the agent <-> master protocol).
-//! - [`daemon`]: the one task that owns the state and `select!`s over its inputs.
+//! - [`daemon`]: the one task that owns the core, `select!`s over its inputs and carries out its
+//!   outputs.
+//! - [`state`]: `/state` and `/metrics/snapshot` from the core's queries.
+//! - [`sandboxes`]: finding and deleting sandboxes (which and when is the core's choice).
 //! - [`http`]: `/state`, `/health`, `/metrics/snapshot` and the sandbox `/files/*` endpoints.
 
 pub mod checkpoint;
