@@ -290,7 +290,7 @@ impl Agent {
         // Checks of tasks that were not adopted never start.
         let core = &self.core;
         self.checks
-            .retain(|k, _| core.tasks().any(|t| !t.terminated && &t.record.key() == k));
+            .retain(|k, _| core.task(k).is_some_and(|r| !r.state.is_terminal()));
         Ok(())
     }
 
