@@ -5,7 +5,7 @@
 //! randomness as a seed in [`AllocatorConfig`], so the same inputs always give the same offers
 //! (the trace simulator replays on exactly this code).
 //!
-//! - [`sorter`]: who goes first ([`sorter::DrfSorter`], [`sorter::RandomSorter`]).
+//! - [`sorter`]: who goes first ([`sorter::Sorter`], with a DRF or a seeded random policy).
 //! - [`HierarchicalAllocator`]: Mesos' hierarchical allocator (quota stage, then fair share),
 //!   implementing [`mesos_core::allocator::Allocator`].
 //!

@@ -32,7 +32,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::hash::FxHashMap;
-use crate::sorter::{AnySorter, SorterKind};
+use crate::sorter::{Sorter, SorterKind};
 
 use self::bag::Bag;
 use self::qty::Qty;
@@ -129,9 +129,9 @@ pub struct HierarchicalAllocator {
     free_roles: Vec<u32>,
     /// Role sorter client id -> role slot.
     pub(crate) role_of_client: Vec<u32>,
-    pub(crate) role_sorter: AnySorter,
+    pub(crate) role_sorter: Sorter,
     /// Framework sorter per role slot (kept beside `roles` so both can be borrowed at once).
-    pub(crate) fw_sorters: Vec<Option<AnySorter>>,
+    pub(crate) fw_sorters: Vec<Option<Sorter>>,
 
     weights: FxHashMap<String, f64>,
     pub(crate) quotas: BTreeMap<String, Quota>,
@@ -165,7 +165,7 @@ impl HierarchicalAllocator {
     pub fn new(config: AllocatorConfig) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
         let min_allocatable = config.min_allocatable.iter().map(qty::from_rq).collect();
-        let role_sorter = AnySorter::new(config.role_sorter, config.seed ^ 0x5eed);
+        let role_sorter = Sorter::with_kind(config.role_sorter, config.seed ^ 0x5eed);
         HierarchicalAllocator {
             config,
             rng,
@@ -331,7 +331,7 @@ impl HierarchicalAllocator {
     /// The current role order (DRF by default), for introspection.
     pub fn role_order(&mut self) -> Vec<String> {
         self.sync_sorter_totals();
-        self.role_sorter.sort_paths()
+        self.role_sorter.sort()
     }
 
     /// The quota set for a role, if any.
@@ -406,7 +406,7 @@ impl HierarchicalAllocator {
         self.role_sorter.activate(name);
         let seed = self.config.seed ^ (self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         self.seq += 1;
-        let mut sorter = AnySorter::new(self.config.framework_sorter, seed);
+        let mut sorter = Sorter::with_kind(self.config.framework_sorter, seed);
         sorter.set_total(&self.cluster_total);
         let state = RoleState::new(name.to_string(), client);
         let slot = match self.free_roles.pop() {
