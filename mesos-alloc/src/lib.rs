@@ -29,4 +29,7 @@ pub mod sorter;
 
 mod allocator;
 
-pub use allocator::{AllocatorConfig, HierarchicalAllocator, RoleInfo, DEFAULT_REFUSE, MAX_REFUSE};
+pub use allocator::{
+    AllocatorConfig, Explanation, HierarchicalAllocator, Reject, Rejections, RoleInfo, WhyNoOffers,
+    DEFAULT_REFUSE, MAX_REFUSE,
+};

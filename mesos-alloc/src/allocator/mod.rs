@@ -14,8 +14,13 @@
 
 mod bag;
 mod cycle;
+mod explain;
 mod qty;
+mod quota;
+mod stages;
 mod state;
+
+pub use explain::{Explanation, Reject, Rejections, WhyNoOffers};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -62,6 +67,9 @@ pub struct AllocatorConfig {
     pub seed: u64,
     /// `--filter_gpu_resources`: agents with GPUs are only offered to GPU-capable frameworks.
     pub filter_gpu_resources: bool,
+    /// How many of the last cycles [`HierarchicalAllocator::why_no_offers`] covers (ours, not
+    /// a Mesos flag; 5 by default, at most 64).
+    pub explain_cycles: usize,
 }
 
 impl Default for AllocatorConfig {
@@ -76,6 +84,7 @@ impl Default for AllocatorConfig {
             framework_sorter: SorterKind::Drf,
             seed: 0,
             filter_gpu_resources: true,
+            explain_cycles: 5,
         }
     }
 }
@@ -334,6 +343,56 @@ impl HierarchicalAllocator {
         self.role_sorter.sort()
     }
 
+    /// Why frameworks were or were not offered agents over the last cycles (at most
+    /// `AllocatorConfig::explain_cycles` of them): per active framework and subscribed role,
+    /// the agents looked at, the offers made and, per [`Reject`] reason, the agents turned
+    /// away. Counted where each check rejects (see [`Reject`] for the reasons).
+    ///
+    /// ```
+    /// use mesos_alloc::{AllocatorConfig, HierarchicalAllocator, Reject};
+    /// use mesos_core::allocator::{AgentSpec, Allocator, FrameworkSpec};
+    /// use mesos_core::ids::{AgentId, FrameworkId};
+    /// use mesos_core::resources::Resources;
+    /// use mesos_core::time::Time;
+    ///
+    /// let mut alloc = HierarchicalAllocator::new(AllocatorConfig::default());
+    /// let spec = AgentSpec { total: Resources::parse("cpus:4;mem:1024").unwrap(), ..Default::default() };
+    /// alloc.add_agent(&AgentId::new("a1"), spec, &[]).unwrap();
+    /// let fw = FrameworkSpec { roles: vec!["web".into()], ..Default::default() };
+    /// alloc.add_framework(Time::ZERO, &FrameworkId::new("f1"), fw, &[], true).unwrap();
+    /// alloc.suppress(&FrameworkId::new("f1"), &[]).unwrap();
+    /// assert!(alloc.allocate(Time::ZERO).is_empty());
+    /// let why = alloc.why_no_offers();
+    /// let f1 = why.get(&FrameworkId::new("f1"), "web").unwrap();
+    /// assert_eq!((f1.agents, f1.offered), (1, 0));
+    /// assert_eq!(f1.rejected.get(Reject::Suppressed), 1);
+    /// ```
+    pub fn why_no_offers(&self) -> WhyNoOffers {
+        let last = self.runs;
+        let window = self.config.explain_cycles.min(64) as u64;
+        let first = last.saturating_sub(window.saturating_sub(1)).max(1);
+        let mut entries = Vec::new();
+        for fw in self.frameworks.iter().flatten() {
+            for e in &fw.roles {
+                let mut ex = Explanation::new(fw.id.clone(), e.name.clone());
+                for r in e.history.iter() {
+                    if r.cycle != 0 && r.cycle >= first && r.cycle <= last {
+                        ex.add(r);
+                    }
+                }
+                if ex.cycles > 0 {
+                    entries.push(ex);
+                }
+            }
+        }
+        entries.sort_by(|a, b| (&a.framework, &a.role).cmp(&(&b.framework, &b.role)));
+        WhyNoOffers {
+            first_cycle: if last == 0 { 0 } else { first },
+            last_cycle: last,
+            entries,
+        }
+    }
+
     /// The quota set for a role, if any.
     pub fn quota(&self, role: &str) -> Option<&Quota> {
         self.quotas.get(role)
@@ -447,6 +506,7 @@ impl HierarchicalAllocator {
             rs.fw_of_client.resize(client.index() + 1, u32::MAX);
         }
         rs.fw_of_client[client.index()] = f;
+        let window = self.config.explain_cycles.min(64);
         let fw = self.fw_mut(f);
         fw.roles.push(FwRole {
             role: r,
@@ -456,6 +516,8 @@ impl HierarchicalAllocator {
             suppressed: false,
             min_allocatable: None,
             allocations: 0,
+            tally: Default::default(),
+            history: vec![Default::default(); window].into_boxed_slice(),
         });
         let i = fw.roles.len() - 1;
         self.epoch += 1;
@@ -1149,7 +1211,9 @@ impl Allocator for HierarchicalAllocator {
             c.dedup();
             c
         };
+        let in_scope = candidates.len();
         candidates.retain(|&a| self.agents[a as usize].as_ref().is_some_and(|s| s.active));
+        let draining = (in_scope - candidates.len()) as u32;
         self.requested = None;
         self.request_all = false;
         self.requested_agents.clear();
@@ -1158,7 +1222,7 @@ impl Allocator for HierarchicalAllocator {
         }
         self.expire_filters(now);
         self.runs += 1;
-        self.cycle(now, candidates)
+        self.cycle(now, candidates, draining)
     }
 }
 

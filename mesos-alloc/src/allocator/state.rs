@@ -9,6 +9,7 @@ use mesos_core::resources::Resources;
 use mesos_core::time::Time;
 
 use super::bag::Bag;
+use super::explain::{CycleRecord, FwTally, Tally};
 use super::qty::Qty;
 use crate::hash::FxHashSet;
 use crate::sorter::ClientId;
@@ -162,6 +163,10 @@ pub(crate) struct FwRole {
     pub(crate) min_allocatable: Option<Vec<Qty>>,
     /// Number of agents where it holds something in this role.
     pub(crate) allocations: u32,
+    /// Its own checks' counts in the running cycle (see `explain.rs`).
+    pub(crate) tally: FwTally,
+    /// Its records of the last cycles, a ring indexed by cycle number.
+    pub(crate) history: Box<[CycleRecord]>,
 }
 
 #[derive(Debug)]
@@ -205,6 +210,8 @@ pub(crate) struct RoleState {
     pub(crate) allocated_unreserved: Qty,
     /// All scalars offered or allocated to this role.
     pub(crate) allocated_all: Qty,
+    /// The role's checks' counts in the running cycle (see `explain.rs`).
+    pub(crate) tally: Tally,
 }
 
 impl RoleState {
@@ -220,6 +227,7 @@ impl RoleState {
             fw_of_client: Vec::new(),
             allocated_unreserved: Qty::new(),
             allocated_all: Qty::new(),
+            tally: Tally::default(),
         }
     }
 }
