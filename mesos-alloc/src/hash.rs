@@ -6,6 +6,9 @@
 //! it was not given (every map here is only looked up, or iterated where order does not
 //! matter, so results never depend on a hasher).
 
+// The one place std's hash maps may be named (`clippy.toml` forbids them elsewhere): with
+// `BuildHasherDefault<FxHasher>` they are never seeded from the OS.
+#[allow(clippy::disallowed_types)]
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -54,7 +57,9 @@ impl Hasher for FxHasher {
 }
 
 /// A `HashMap` with [`FxHasher`].
+#[allow(clippy::disallowed_types)]
 pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// A `HashSet` with [`FxHasher`].
+#[allow(clippy::disallowed_types)]
 pub(crate) type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;

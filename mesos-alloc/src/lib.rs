@@ -5,7 +5,7 @@
 //! randomness as a seed in [`AllocatorConfig`], so the same inputs always give the same offers
 //! (the trace simulator replays on exactly this code).
 //!
-//! - [`sorter`]: who goes first ([`sorter::DrfSorter`], [`sorter::RandomSorter`]).
+//! - [`sorter`]: who goes first ([`sorter::Sorter`], with a DRF or a seeded random policy).
 //! - [`HierarchicalAllocator`]: Mesos' hierarchical allocator (quota stage, then fair share),
 //!   implementing [`mesos_core::allocator::Allocator`].
 //!
@@ -29,4 +29,7 @@ pub mod sorter;
 
 mod allocator;
 
-pub use allocator::{AllocatorConfig, HierarchicalAllocator, RoleInfo, DEFAULT_REFUSE, MAX_REFUSE};
+pub use allocator::{
+    AllocatorConfig, Explanation, HierarchicalAllocator, Reject, Rejections, RoleInfo, WhyNoOffers,
+    DEFAULT_REFUSE, MAX_REFUSE,
+};

@@ -269,13 +269,32 @@ fn suppressed_frameworks_get_nothing_until_revived() {
     add_fw(&mut a, "f1", &["r"]);
     add_agent(&mut a, "s1", "cpus:1;mem:512");
     let o = one(a.allocate(t(0.0)));
-    decline(&mut a, t(0.0), &o, Some(Duration::from_secs(1000)));
+    // Declined without a filter: only the suppression can keep the agent from f1.
+    decline(&mut a, t(0.0), &o, None);
     a.suppress(&fid("f1"), &[]).unwrap();
+    // A cycle is due (the periodic one) and runs over s1, which has everything available.
+    assert!(a.poll_timeout().is_some_and(|due| due <= t(10.0)));
+    let runs = a.allocation_runs();
     assert!(a.allocate(t(10.0)).is_empty());
-    // Revive clears the filter too and asks for a cycle.
+    assert_eq!(a.allocation_runs(), runs + 1, "no cycle ran");
+    assert!(a.last_cycle_covered(&aid("s1")));
+    assert_eq!(a.available(&aid("s1")), Some(res("cpus:1;mem:512")));
+    // Revive asks for a cycle.
     a.revive(t(11.0), &fid("f1"), &[]).unwrap();
     assert_eq!(a.poll_timeout(), Some(t(11.0)));
     assert_eq!(one(a.allocate(t(11.0))).agent.as_str(), "s1");
+}
+
+#[test]
+fn revive_clears_filters() {
+    let mut a = new_alloc();
+    add_fw(&mut a, "f1", &["r"]);
+    add_agent(&mut a, "s1", "cpus:1;mem:512");
+    let o = one(a.allocate(t(0.0)));
+    decline(&mut a, t(0.0), &o, Some(Duration::from_secs(1000)));
+    assert!(a.allocate(t(5.0)).is_empty());
+    a.revive(t(6.0), &fid("f1"), &[]).unwrap();
+    assert_eq!(one(a.allocate(t(6.0))).agent.as_str(), "s1");
 }
 
 #[test]
@@ -288,7 +307,9 @@ fn suppress_and_revive_per_role() {
     assert_eq!(&*o.role, "r2");
     decline(&mut a, t(0.0), &o, None);
     a.suppress(&fid("f1"), &["r2".into()]).unwrap();
+    let runs = a.allocation_runs();
     assert!(a.allocate(t(1.0)).is_empty());
+    assert_eq!(a.allocation_runs(), runs + 1, "no cycle ran");
     a.revive(t(1.0), &fid("f1"), &["r1".into()]).unwrap();
     assert_eq!(&*one(a.allocate(t(1.0))).role, "r1");
 }

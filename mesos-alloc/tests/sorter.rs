@@ -1,7 +1,7 @@
-//! The DRF and random sorters against the behaviour of Mesos' sorter tests
+//! The sorter's DRF and random policies against the behaviour of Mesos' sorter tests
 //! (`src/tests/sorter_tests.cpp`), written from the reference's semantics.
 
-use mesos_alloc::sorter::{DrfSorter, RandomSorter, Sorter};
+use mesos_alloc::sorter::{DrfSorter, Sorter, SorterKind};
 use mesos_core::ids::AgentId;
 use mesos_core::resources::Resources;
 use proptest::prelude::*;
@@ -295,8 +295,8 @@ fn inactive_clients_are_never_returned() {
 
 #[test]
 fn random_sorter_is_seeded_returns_only_active_clients_and_follows_weights() {
-    let mut a = RandomSorter::new(42);
-    let mut b = RandomSorter::new(42);
+    let mut a = Sorter::random(42);
+    let mut b = Sorter::random(42);
     for s in [&mut a, &mut b] {
         for c in ["r1", "r2", "r3/x", "r3/y", "r4"] {
             s.add(c);
@@ -316,7 +316,7 @@ fn random_sorter_is_seeded_returns_only_active_clients_and_follows_weights() {
         assert_eq!(i.abs_diff(j), 1);
     }
     // A heavy client comes first far more often than a light one.
-    let mut s = RandomSorter::new(7);
+    let mut s = Sorter::random(7);
     for c in ["heavy", "light"] {
         s.add(c);
         s.activate(c);
@@ -328,10 +328,10 @@ fn random_sorter_is_seeded_returns_only_active_clients_and_follows_weights() {
 }
 
 #[test]
-fn both_sorters_work_behind_the_trait() {
-    let mut sorters: Vec<Box<dyn Sorter>> =
-        vec![Box::new(DrfSorter::new()), Box::new(RandomSorter::new(1))];
-    for s in &mut sorters {
+fn both_policies_share_the_tree_api() {
+    for kind in [SorterKind::Drf, SorterKind::Random] {
+        let mut s = Sorter::with_kind(kind, 1);
+        assert_eq!(s.kind(), kind);
         s.add_agent(&agent(), &res("cpus:10"));
         s.add("a");
         s.activate("a");
@@ -339,6 +339,9 @@ fn both_sorters_work_behind_the_trait() {
         assert_eq!(s.sort(), ["a"]);
         assert!(s.contains("a"));
         assert_eq!(s.count(), 1);
+        assert_eq!(s.share("a"), Some(0.1));
+        s.deactivate("a");
+        assert!(s.sort().is_empty());
     }
 }
 
@@ -375,7 +378,7 @@ struct Model {
     active: [bool; 7],
     alloc: [(i64, i64); 7],
     count: [u64; 7],
-    weights: std::collections::HashMap<String, f64>,
+    weights: std::collections::BTreeMap<String, f64>,
     total: (i64, i64),
 }
 

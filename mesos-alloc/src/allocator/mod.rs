@@ -14,12 +14,22 @@
 
 mod bag;
 mod cycle;
+mod explain;
+mod filters;
+mod ledger;
 mod qty;
+mod quota;
+mod roles;
+mod slab;
+mod stages;
 mod state;
+
+pub(crate) use ledger::hold;
+
+pub use explain::{Explanation, Reject, Rejections, WhyNoOffers};
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use mesos_core::allocator::{
@@ -32,11 +42,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::hash::FxHashMap;
-use crate::sorter::{AnySorter, SorterKind};
+use crate::sorter::{Sorter, SorterKind};
 
 use self::bag::Bag;
 use self::qty::Qty;
-use self::state::{AgentState, FrameworkState, FwRole, OfferFilter, RoleState};
+use self::slab::{AgentSlot, FwSlot, RoleSlot, Slab};
+use self::state::{AgentState, FrameworkState, RoleState};
 
 /// The longest `refuse_seconds` honoured (upstream caps at 365 days).
 pub const MAX_REFUSE: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -62,6 +73,9 @@ pub struct AllocatorConfig {
     pub seed: u64,
     /// `--filter_gpu_resources`: agents with GPUs are only offered to GPU-capable frameworks.
     pub filter_gpu_resources: bool,
+    /// How many of the last cycles [`HierarchicalAllocator::why_no_offers`] covers (ours, not
+    /// a Mesos flag; 5 by default, at most 64).
+    pub explain_cycles: usize,
 }
 
 impl Default for AllocatorConfig {
@@ -76,6 +90,7 @@ impl Default for AllocatorConfig {
             framework_sorter: SorterKind::Drf,
             seed: 0,
             filter_gpu_resources: true,
+            explain_cycles: 5,
         }
     }
 }
@@ -116,22 +131,19 @@ pub struct HierarchicalAllocator {
     pub(crate) rng: ChaCha8Rng,
     pub(crate) min_allocatable: Vec<Qty>,
 
-    pub(crate) agents: Vec<Option<AgentState>>,
+    pub(crate) agents: Slab<AgentSlot, AgentState>,
     agent_index: FxHashMap<AgentId, u32>,
-    free_agents: Vec<u32>,
 
-    pub(crate) frameworks: Vec<Option<FrameworkState>>,
+    pub(crate) frameworks: Slab<FwSlot, FrameworkState>,
     framework_index: FxHashMap<FrameworkId, u32>,
-    free_frameworks: Vec<u32>,
 
-    pub(crate) roles: Vec<Option<RoleState>>,
+    pub(crate) roles: Slab<RoleSlot, RoleState>,
     role_index: FxHashMap<String, u32>,
-    free_roles: Vec<u32>,
     /// Role sorter client id -> role slot.
     pub(crate) role_of_client: Vec<u32>,
-    pub(crate) role_sorter: AnySorter,
+    pub(crate) role_sorter: Sorter,
     /// Framework sorter per role slot (kept beside `roles` so both can be borrowed at once).
-    pub(crate) fw_sorters: Vec<Option<AnySorter>>,
+    pub(crate) fw_sorters: Vec<Option<Sorter>>,
 
     weights: FxHashMap<String, f64>,
     pub(crate) quotas: BTreeMap<String, Quota>,
@@ -165,20 +177,17 @@ impl HierarchicalAllocator {
     pub fn new(config: AllocatorConfig) -> Self {
         let rng = ChaCha8Rng::seed_from_u64(config.seed);
         let min_allocatable = config.min_allocatable.iter().map(qty::from_rq).collect();
-        let role_sorter = AnySorter::new(config.role_sorter, config.seed ^ 0x5eed);
+        let role_sorter = Sorter::with_kind(config.role_sorter, config.seed ^ 0x5eed);
         HierarchicalAllocator {
             config,
             rng,
             min_allocatable,
-            agents: Vec::new(),
+            agents: Slab::default(),
             agent_index: FxHashMap::default(),
-            free_agents: Vec::new(),
-            frameworks: Vec::new(),
+            frameworks: Slab::default(),
             framework_index: FxHashMap::default(),
-            free_frameworks: Vec::new(),
-            roles: Vec::new(),
+            roles: Slab::default(),
             role_index: FxHashMap::default(),
-            free_roles: Vec::new(),
             role_of_client: Vec::new(),
             role_sorter,
             fw_sorters: Vec::new(),
@@ -331,7 +340,57 @@ impl HierarchicalAllocator {
     /// The current role order (DRF by default), for introspection.
     pub fn role_order(&mut self) -> Vec<String> {
         self.sync_sorter_totals();
-        self.role_sorter.sort_paths()
+        self.role_sorter.sort()
+    }
+
+    /// Why frameworks were or were not offered agents over the last cycles (at most
+    /// `AllocatorConfig::explain_cycles` of them): per active framework and subscribed role,
+    /// the agents looked at, the offers made and, per [`Reject`] reason, the agents turned
+    /// away. Counted where each check rejects (see [`Reject`] for the reasons).
+    ///
+    /// ```
+    /// use mesos_alloc::{AllocatorConfig, HierarchicalAllocator, Reject};
+    /// use mesos_core::allocator::{AgentSpec, Allocator, FrameworkSpec};
+    /// use mesos_core::ids::{AgentId, FrameworkId};
+    /// use mesos_core::resources::Resources;
+    /// use mesos_core::time::Time;
+    ///
+    /// let mut alloc = HierarchicalAllocator::new(AllocatorConfig::default());
+    /// let spec = AgentSpec { total: Resources::parse("cpus:4;mem:1024").unwrap(), ..Default::default() };
+    /// alloc.add_agent(&AgentId::new("a1"), spec, &[]).unwrap();
+    /// let fw = FrameworkSpec { roles: vec!["web".into()], ..Default::default() };
+    /// alloc.add_framework(Time::ZERO, &FrameworkId::new("f1"), fw, &[], true).unwrap();
+    /// alloc.suppress(&FrameworkId::new("f1"), &[]).unwrap();
+    /// assert!(alloc.allocate(Time::ZERO).is_empty());
+    /// let why = alloc.why_no_offers();
+    /// let f1 = why.get(&FrameworkId::new("f1"), "web").unwrap();
+    /// assert_eq!((f1.agents, f1.offered), (1, 0));
+    /// assert_eq!(f1.rejected.get(Reject::Suppressed), 1);
+    /// ```
+    pub fn why_no_offers(&self) -> WhyNoOffers {
+        let last = self.runs;
+        let window = self.config.explain_cycles.min(64) as u64;
+        let first = last.saturating_sub(window.saturating_sub(1)).max(1);
+        let mut entries = Vec::new();
+        for fw in self.frameworks.iter().flatten() {
+            for e in &fw.roles {
+                let mut ex = Explanation::new(fw.id.clone(), e.name.clone());
+                for r in e.history.iter() {
+                    if r.cycle != 0 && r.cycle >= first && r.cycle <= last {
+                        ex.add(r);
+                    }
+                }
+                if ex.cycles > 0 {
+                    entries.push(ex);
+                }
+            }
+        }
+        entries.sort_by(|a, b| (&a.framework, &a.role).cmp(&(&b.framework, &b.role)));
+        WhyNoOffers {
+            first_cycle: if last == 0 { 0 } else { first },
+            last_cycle: last,
+            entries,
+        }
     }
 
     /// The quota set for a role, if any.
@@ -355,7 +414,7 @@ impl HierarchicalAllocator {
     pub(crate) fn agent(&self, id: &AgentId) -> Result<&AgentState, AllocatorError> {
         self.agent_index
             .get(id)
-            .and_then(|&i| self.agents[i as usize].as_ref())
+            .and_then(|&i| self.agents.lookup(AgentSlot(i)))
             .ok_or_else(|| AllocatorError::UnknownAgent(id.clone()))
     }
 
@@ -374,15 +433,19 @@ impl HierarchicalAllocator {
     }
 
     fn fw(&self, f: u32) -> &FrameworkState {
-        self.frameworks[f as usize]
-            .as_ref()
-            .expect("framework slot in the index is live")
+        self.frameworks.live(FwSlot(f))
     }
 
     fn fw_mut(&mut self, f: u32) -> &mut FrameworkState {
-        self.frameworks[f as usize]
-            .as_mut()
-            .expect("framework slot in the index is live")
+        self.frameworks.live_mut(FwSlot(f))
+    }
+
+    fn agent_mut(&mut self, a: u32) -> &mut AgentState {
+        self.agents.live_mut(AgentSlot(a))
+    }
+
+    fn role_mut(&mut self, r: u32) -> &mut RoleState {
+        self.roles.live_mut(RoleSlot(r))
     }
 
     /// Makes sure every sorter measures shares against the current cluster total.
@@ -395,364 +458,6 @@ impl HierarchicalAllocator {
             s.set_total(&self.cluster_total);
         }
         self.sorters_version = self.total_version;
-    }
-
-    /// Creates the role (and its framework sorter) on first use.
-    fn role_slot(&mut self, name: &str) -> u32 {
-        if let Some(&r) = self.role_index.get(name) {
-            return r;
-        }
-        let client = self.role_sorter.add(name);
-        self.role_sorter.activate(name);
-        let seed = self.config.seed ^ (self.seq.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        self.seq += 1;
-        let mut sorter = AnySorter::new(self.config.framework_sorter, seed);
-        sorter.set_total(&self.cluster_total);
-        let state = RoleState::new(name.to_string(), client);
-        let slot = match self.free_roles.pop() {
-            Some(s) => {
-                self.roles[s as usize] = Some(state);
-                self.fw_sorters[s as usize] = Some(sorter);
-                s
-            }
-            None => {
-                self.roles.push(Some(state));
-                self.fw_sorters.push(Some(sorter));
-                (self.roles.len() - 1) as u32
-            }
-        };
-        if self.role_of_client.len() <= client.index() {
-            self.role_of_client.resize(client.index() + 1, u32::MAX);
-        }
-        self.role_of_client[client.index()] = slot;
-        self.role_index.insert(name.to_string(), slot);
-        self.epoch += 1;
-        slot
-    }
-
-    /// Tracks framework `f` under `role` (creating the role), returning its role entry index.
-    fn track(&mut self, f: u32, role: &str) -> usize {
-        let r = self.role_slot(role);
-        if let Some(i) = self.fw(f).roles.iter().position(|x| x.role == r) {
-            return i;
-        }
-        let fid = self.fw(f).id.clone();
-        let sorter = self.fw_sorters[r as usize]
-            .as_mut()
-            .expect("live role has a sorter");
-        let client = sorter.add(fid.as_str());
-        let rs = self.roles[r as usize].as_mut().expect("live role");
-        rs.frameworks += 1;
-        if rs.fw_of_client.len() <= client.index() {
-            rs.fw_of_client.resize(client.index() + 1, u32::MAX);
-        }
-        rs.fw_of_client[client.index()] = f;
-        let fw = self.fw_mut(f);
-        fw.roles.push(FwRole {
-            role: r,
-            name: role.to_string(),
-            client,
-            subscribed: false,
-            suppressed: false,
-            min_allocatable: None,
-            allocations: 0,
-        });
-        let i = fw.roles.len() - 1;
-        self.epoch += 1;
-        i
-    }
-
-    /// Stops tracking `f` under role slot `r`; removes the role when nobody is left.
-    fn untrack(&mut self, f: u32, r: u32) {
-        let fw = self.fw_mut(f);
-        let Some(i) = fw.roles.iter().position(|x| x.role == r) else {
-            return;
-        };
-        fw.roles.swap_remove(i);
-        let fid = fw.id.clone();
-        if let Some(s) = self.fw_sorters[r as usize].as_mut() {
-            s.remove(fid.as_str());
-        }
-        let rs = self.roles[r as usize].as_mut().expect("live role");
-        rs.frameworks -= 1;
-        if rs.frameworks == 0 {
-            let name = rs.name.clone();
-            self.role_sorter.remove(&name);
-            self.role_index.remove(&name);
-            self.roles[r as usize] = None;
-            self.fw_sorters[r as usize] = None;
-            self.free_roles.push(r);
-        }
-    }
-
-    /// Whether framework `f` should be active in role entry `i`'s sorter.
-    fn refresh_activation(&mut self, f: u32, i: usize) {
-        let fw = self.fw(f);
-        let e = &fw.roles[i];
-        let want = fw.active && e.subscribed && !e.suppressed;
-        let (r, fid) = (e.role, fw.id.clone());
-        if let Some(s) = self.fw_sorters[r as usize].as_mut() {
-            if want && !s.is_active(fid.as_str()) {
-                s.activate(fid.as_str());
-                self.epoch += 1;
-            } else if !want {
-                s.deactivate(fid.as_str());
-            }
-        }
-    }
-
-    fn validate_spec(&self, spec: &FrameworkSpec) -> Result<(), AllocatorError> {
-        for role in &spec.roles {
-            validate_role(role).map_err(|e| AllocatorError::InvalidRole {
-                role: role.clone(),
-                reason: e.to_string(),
-            })?;
-        }
-        for role in &spec.suppressed_roles {
-            if !spec.roles.contains(role) {
-                return Err(AllocatorError::UnknownRole(role.clone()));
-            }
-        }
-        for (role, _) in &spec.min_allocatable {
-            if !spec.roles.contains(role) {
-                return Err(AllocatorError::UnknownRole(role.clone()));
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies a spec to a framework already inserted (roles tracked, flags, minimums).
-    fn apply_spec(&mut self, f: u32, spec: &FrameworkSpec) {
-        for role in &spec.roles {
-            self.track(f, role);
-        }
-        let n = self.fw(f).roles.len();
-        for i in 0..n {
-            let name = self.fw(f).roles[i].name.clone();
-            let subscribed = spec.roles.contains(&name);
-            let suppressed = spec.suppressed_roles.contains(&name);
-            let min = spec
-                .min_allocatable
-                .iter()
-                .find(|(r, _)| *r == name)
-                .map(|(_, list)| list.iter().map(qty::from_rq).collect());
-            let fw = self.fw_mut(f);
-            fw.gpu_capable = spec.gpu_capable;
-            let e = &mut fw.roles[i];
-            e.subscribed = subscribed;
-            e.suppressed = suppressed;
-            e.min_allocatable = min;
-            self.refresh_activation(f, i);
-        }
-        // Roles left with nothing allocated and no subscription go.
-        let stale: Vec<u32> = self
-            .fw(f)
-            .roles
-            .iter()
-            .filter(|e| !e.subscribed && e.allocations == 0)
-            .map(|e| e.role)
-            .collect();
-        for r in stale {
-            self.untrack(f, r);
-        }
-        self.epoch += 1;
-    }
-
-    /// Resolves the role of each entry of `used` (its allocation role, or the framework's only
-    /// role) and groups them.
-    fn group_by_role(
-        roles: &[String],
-        used: &Resources,
-    ) -> Result<Vec<(String, Resources)>, AllocatorError> {
-        let mut out: Vec<(String, Resources)> = Vec::new();
-        for e in used {
-            let role = match &e.allocation_role {
-                Some(r) => r.to_string(),
-                None if roles.len() == 1 => roles[0].clone(),
-                None => return Err(AllocatorError::UnknownRole(String::new())),
-            };
-            let mut e = e.clone();
-            e.allocation_role = Some(Arc::from(role.as_str()));
-            match out.iter_mut().find(|(r, _)| *r == role) {
-                Some((_, res)) => res.push(e),
-                None => out.push((role, Resources::from(e))),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Records `res` (allocated to `role`) as offered or used by `f` on agent `a`.
-    pub(crate) fn add_allocation(&mut self, f: u32, role: &str, a: u32, res: Resources) {
-        let i = self.track(f, role);
-        let r = self.fw(f).roles[i].role;
-        self.fw_mut(f).roles[i].allocations += 1;
-        let bag = Bag::from_resources(&res);
-        let q = bag.scalar_quantities();
-        let uq = bag.unreserved_scalar_quantities();
-        let agent = self.agents[a as usize].as_mut().expect("live agent");
-        agent.available.sub(&bag);
-        agent.changed();
-        hold(&mut agent.allocations, f, r, bag);
-        let rs = self.roles[r as usize].as_mut().expect("live role");
-        qty::add_all(&mut rs.allocated_unreserved, &uq);
-        qty::add_all(&mut rs.allocated_all, &q);
-        let rc = rs.client;
-        let fc = self.fw(f).roles[i].client;
-        self.role_sorter.change(rc, &q, 1, true);
-        if let Some(s) = self.fw_sorters[r as usize].as_mut() {
-            s.change(fc, &q, 1, true);
-        }
-    }
-
-    /// Checks that `f` holds every resource of `res` on agent `a`.
-    fn check_held(
-        &self,
-        f: u32,
-        a: u32,
-        res: &Resources,
-    ) -> Result<Vec<(u32, Bag)>, AllocatorError> {
-        let fw = self.fw(f);
-        let agent = self.agents[a as usize].as_ref().expect("live agent");
-        let exceeds = || AllocatorError::ExceedsAgent {
-            agent: agent.id.clone(),
-            resources: res.to_string(),
-        };
-        // What the framework holds here, per role slot.
-        let held: Vec<(u32, &Bag)> = agent
-            .allocations
-            .iter()
-            .filter(|(x, _, _)| *x == f)
-            .map(|(_, r, bag)| (*r, bag))
-            .collect();
-        let mut out: Vec<(u32, Bag)> = Vec::new();
-        for e in res {
-            // An entry names its role (offers and tasks of MULTI_ROLE frameworks do); without
-            // one it belongs to the framework's only role, or else to the first role holding it.
-            let r = match &e.allocation_role {
-                Some(role) => fw
-                    .roles
-                    .iter()
-                    .find(|x| *x.name == **role)
-                    .map(|x| x.role)
-                    .ok_or_else(exceeds)?,
-                None if fw.roles.len() == 1 => fw.roles[0].role,
-                None => {
-                    let one = Bag::from_resources(&Resources::from(e.clone()));
-                    held.iter()
-                        .find(|(r, bag)| {
-                            let mut want = out
-                                .iter()
-                                .find(|(x, _)| x == r)
-                                .map(|(_, b)| b.clone())
-                                .unwrap_or_default();
-                            want.add(&one);
-                            bag.contains(&want)
-                        })
-                        .map(|(r, _)| *r)
-                        .ok_or_else(exceeds)?
-                }
-            };
-            let one = Bag::from_resources(&Resources::from(e.clone()));
-            match out.iter_mut().find(|(x, _)| *x == r) {
-                Some((_, bag)) => bag.add(&one),
-                None => out.push((r, one)),
-            }
-        }
-        for (r, part) in &out {
-            match held.iter().find(|(x, _)| x == r) {
-                Some((_, bag)) if bag.contains(part) => {}
-                _ => return Err(exceeds()),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Returns `part` (allocated to role slot `r`) of `f` on `a` to the agent.
-    ///
-    /// `back` is the list `part` was recovered from, when it was one list of one role: if it is
-    /// the agent's cached offer and nothing was available, `available` becomes that offer again
-    /// and the cache stays valid (see `AgentState::offer_cache`).
-    fn remove_allocation(&mut self, f: u32, r: u32, a: u32, part: &Bag, back: Option<&Resources>) {
-        let q = part.scalar_quantities();
-        let uq = part.unreserved_scalar_quantities();
-        let agent = self.agents[a as usize].as_mut().expect("live agent");
-        let restores =
-            agent.available.is_empty() && back.is_some_and(|b| b.ptr_eq(&agent.offer_cache));
-        agent.available.add(part);
-        if restores {
-            agent.gen += 1;
-        } else {
-            agent.changed();
-        }
-        let mut emptied = false;
-        if let Some(pos) = agent
-            .allocations
-            .iter()
-            .position(|(x, y, _)| *x == f && *y == r)
-        {
-            agent.allocations[pos].2.sub(part);
-            if agent.allocations[pos].2.is_empty() {
-                agent.allocations.swap_remove(pos);
-                emptied = true;
-            }
-        }
-        let rs = self.roles[r as usize].as_mut().expect("live role");
-        qty::sub_all(&mut rs.allocated_unreserved, &uq);
-        qty::sub_all(&mut rs.allocated_all, &q);
-        let rc = rs.client;
-        let Some(i) = self.fw(f).roles.iter().position(|e| e.role == r) else {
-            return;
-        };
-        let fc = self.fw(f).roles[i].client;
-        self.role_sorter.change(rc, &q, -1, false);
-        if let Some(s) = self.fw_sorters[r as usize].as_mut() {
-            s.change(fc, &q, -1, false);
-        }
-        if emptied {
-            let e = &mut self.fw_mut(f).roles[i];
-            e.allocations -= 1;
-            if e.allocations == 0 && !e.subscribed {
-                self.untrack(f, r);
-            }
-        }
-        if !self.quotas.is_empty() {
-            self.epoch += 1;
-        }
-    }
-
-    fn add_filter(&mut self, now: Time, f: u32, a: u32, r: u32, refused: Bag, timeout: Duration) {
-        let expires = now + timeout;
-        let agent = self.agents[a as usize].as_mut().expect("live agent");
-        agent.add_filter(f, r, refused, expires);
-        self.fw_mut(f).filter_agents.insert(a);
-        self.filter_expiries.push(Reverse((expires, f, a)));
-    }
-
-    /// Drops filters that expired by `now`.
-    fn expire_filters(&mut self, now: Time) {
-        let mut any = false;
-        while let Some(Reverse((t, f, a))) = self.filter_expiries.peek().copied() {
-            if t > now {
-                break;
-            }
-            self.filter_expiries.pop();
-            if let Some(agent) = self.agents[a as usize].as_mut() {
-                any |= agent.retain_filters(|x| x.framework != f || x.expires > now) > 0;
-            }
-        }
-        if any {
-            self.epoch += 1;
-        }
-    }
-
-    /// Removes framework `f`'s filters for which `drop` holds, on every agent it filtered.
-    fn clear_filters(&mut self, f: u32, drop: impl Fn(&OfferFilter) -> bool) {
-        let agents: Vec<u32> = self.fw(f).filter_agents.iter().copied().collect();
-        for a in agents {
-            if let Some(agent) = self.agents[a as usize].as_mut() {
-                agent.retain_filters(|x| x.framework != f || !drop(x));
-            }
-        }
     }
 
     fn quota_error(role: &str, reason: impl Into<String>) -> AllocatorError {
@@ -781,10 +486,7 @@ impl Allocator for HierarchicalAllocator {
         for (agent, res) in used {
             let a = self.agent_idx(agent)?;
             let groups = Self::group_by_role(&spec.roles, res)?;
-            let avail = &self.agents[a as usize]
-                .as_ref()
-                .expect("live agent")
-                .available;
+            let avail = &self.agents.live(AgentSlot(a)).available;
             let mut want = Bag::default();
             for (role, part) in &groups {
                 if !spec.roles.contains(role) {
@@ -802,16 +504,7 @@ impl Allocator for HierarchicalAllocator {
         }
         self.last_now = self.last_now.max(now);
         let state = FrameworkState::new(framework.clone(), active, spec.gpu_capable);
-        let f = match self.free_frameworks.pop() {
-            Some(f) => {
-                self.frameworks[f as usize] = Some(state);
-                f
-            }
-            None => {
-                self.frameworks.push(Some(state));
-                (self.frameworks.len() - 1) as u32
-            }
-        };
+        let f = self.frameworks.insert(state).0;
         self.framework_index.insert(framework.clone(), f);
         self.apply_spec(f, &spec);
         for (a, groups) in plan {
@@ -872,9 +565,8 @@ impl Allocator for HierarchicalAllocator {
         }
         // Its slot may be reused: no filter of it may stay behind.
         self.clear_filters(f, |_| true);
-        self.frameworks[f as usize] = None;
+        self.frameworks.remove(FwSlot(f));
         self.framework_index.remove(framework);
-        self.free_frameworks.push(f);
         Ok(())
     }
 
@@ -941,16 +633,7 @@ impl Allocator for HierarchicalAllocator {
             qty::add(self.reserved_by_role.entry(role).or_default(), &name, v);
         }
         self.total_version += 1;
-        let a = match self.free_agents.pop() {
-            Some(a) => {
-                self.agents[a as usize] = Some(state);
-                a
-            }
-            None => {
-                self.agents.push(Some(state));
-                (self.agents.len() - 1) as u32
-            }
-        };
+        let a = self.agents.insert(state).0;
         self.agent_index.insert(agent.clone(), a);
         for (f, groups) in plan {
             for (role, part) in groups {
@@ -964,11 +647,7 @@ impl Allocator for HierarchicalAllocator {
 
     fn remove_agent(&mut self, agent: &AgentId) -> Result<(), AllocatorError> {
         let a = self.agent_idx(agent)?;
-        let held: Vec<(u32, u32, Bag)> = self.agents[a as usize]
-            .as_ref()
-            .expect("live agent")
-            .allocations
-            .clone();
+        let held: Vec<(u32, u32, Bag)> = self.agents.live(AgentSlot(a)).allocations.clone();
         for (f, r, res) in held {
             self.remove_allocation(f, r, a, &res, None);
         }
@@ -976,7 +655,9 @@ impl Allocator for HierarchicalAllocator {
             fw.filter_agents.remove(&a);
         }
         // Everything is back in `available`: it is the total now.
-        let state = self.agents[a as usize].take().expect("live agent");
+        let Some(state) = self.agents.remove(AgentSlot(a)) else {
+            return Err(AllocatorError::UnknownAgent(agent.clone()));
+        };
         qty::sub_all(
             &mut self.cluster_total,
             &state.available.scalar_quantities(),
@@ -988,14 +669,13 @@ impl Allocator for HierarchicalAllocator {
         }
         self.total_version += 1;
         self.agent_index.remove(agent);
-        self.free_agents.push(a);
         self.requested_agents.retain(|&x| x != a);
         Ok(())
     }
 
     fn set_agent_active(&mut self, agent: &AgentId, active: bool) -> Result<(), AllocatorError> {
         let a = self.agent_idx(agent)?;
-        let state = self.agents[a as usize].as_mut().expect("live agent");
+        let state = self.agent_mut(a);
         if state.active != active {
             state.active = active;
             // `available` is unchanged: a cached offer list stays valid.
@@ -1149,7 +829,9 @@ impl Allocator for HierarchicalAllocator {
             c.dedup();
             c
         };
+        let in_scope = candidates.len();
         candidates.retain(|&a| self.agents[a as usize].as_ref().is_some_and(|s| s.active));
+        let draining = (in_scope - candidates.len()) as u32;
         self.requested = None;
         self.request_all = false;
         self.requested_agents.clear();
@@ -1158,44 +840,6 @@ impl Allocator for HierarchicalAllocator {
         }
         self.expire_filters(now);
         self.runs += 1;
-        self.cycle(now, candidates)
-    }
-}
-
-impl HierarchicalAllocator {
-    /// Indices of the framework's role entries named in `roles` (all subscribed when empty).
-    fn role_entries(&self, f: u32, roles: &[String]) -> Result<Vec<usize>, AllocatorError> {
-        let fw = self.fw(f);
-        if roles.is_empty() {
-            return Ok((0..fw.roles.len())
-                .filter(|&i| fw.roles[i].subscribed)
-                .collect());
-        }
-        roles
-            .iter()
-            .map(|name| {
-                fw.roles
-                    .iter()
-                    .position(|e| e.name == *name && e.subscribed)
-                    .ok_or_else(|| AllocatorError::UnknownRole(name.clone()))
-            })
-            .collect()
-    }
-}
-
-/// Adds `bag` to the (framework, role) entry of an agent's allocations. A new entry's vector
-/// grows one slot at a time: most agents hold one or two entries, and the default growth
-/// (four slots) would double their memory.
-pub(crate) fn hold(allocations: &mut Vec<(u32, u32, Bag)>, f: u32, r: u32, bag: Bag) -> bool {
-    match allocations.iter_mut().find(|(x, y, _)| *x == f && *y == r) {
-        Some((_, _, existing)) => {
-            existing.add(&bag);
-            false
-        }
-        None => {
-            allocations.reserve_exact(1);
-            allocations.push((f, r, bag));
-            true
-        }
+        self.cycle(now, candidates, draining)
     }
 }

@@ -1,4 +1,4 @@
-//! The allocator's records of agents, frameworks and roles.
+//! The allocator's records of agents, frameworks and roles (offer filters are in `filters.rs`).
 
 use std::sync::Arc;
 
@@ -6,9 +6,10 @@ use mesos_core::allocator::AgentSpec;
 use mesos_core::attributes::Attributes;
 use mesos_core::ids::{AgentId, FrameworkId};
 use mesos_core::resources::Resources;
-use mesos_core::time::Time;
 
 use super::bag::Bag;
+use super::explain::{CycleRecord, FwTally, Tally};
+use super::filters::Declines;
 use super::qty::Qty;
 use crate::hash::FxHashSet;
 use crate::sorter::ClientId;
@@ -74,15 +75,6 @@ pub(crate) struct AgentCold {
     pub(crate) declines: Option<Box<Declines>>,
 }
 
-/// Offer filters on an agent and what they refuse.
-#[derive(Debug, Default)]
-pub(crate) struct Declines {
-    /// The last refused resources, shared by the filters that refuse the same thing.
-    last_refused: Option<Arc<Bag>>,
-    /// Sorted by framework slot, in the order of `AgentState::filter_fws`.
-    filters: Vec<OfferFilter>,
-}
-
 impl AgentState {
     pub(crate) fn new(id: AgentId, spec: AgentSpec) -> Self {
         let available = Bag::from_resources(&spec.total);
@@ -139,16 +131,6 @@ impl AgentState {
     }
 }
 
-/// A refusal: `refused` (unallocated) is not offered again to the framework on this agent in
-/// this role, nor anything it contains, until `expires`.
-#[derive(Debug)]
-pub(crate) struct OfferFilter {
-    pub(crate) framework: u32,
-    pub(crate) role: u32,
-    pub(crate) refused: Arc<Bag>,
-    pub(crate) expires: Time,
-}
-
 /// A framework's relation to one role it subscribes to or still holds resources in.
 #[derive(Debug)]
 pub(crate) struct FwRole {
@@ -162,6 +144,10 @@ pub(crate) struct FwRole {
     pub(crate) min_allocatable: Option<Vec<Qty>>,
     /// Number of agents where it holds something in this role.
     pub(crate) allocations: u32,
+    /// Its own checks' counts in the running cycle (see `explain.rs`).
+    pub(crate) tally: FwTally,
+    /// Its records of the last cycles, a ring indexed by cycle number.
+    pub(crate) history: Box<[CycleRecord]>,
 }
 
 #[derive(Debug)]
@@ -205,6 +191,8 @@ pub(crate) struct RoleState {
     pub(crate) allocated_unreserved: Qty,
     /// All scalars offered or allocated to this role.
     pub(crate) allocated_all: Qty,
+    /// The role's checks' counts in the running cycle (see `explain.rs`).
+    pub(crate) tally: Tally,
 }
 
 impl RoleState {
@@ -220,70 +208,8 @@ impl RoleState {
             fw_of_client: Vec::new(),
             allocated_unreserved: Qty::new(),
             allocated_all: Qty::new(),
+            tally: Tally::default(),
         }
-    }
-}
-
-impl AgentState {
-    /// The filters of framework slot `f` (a contiguous run, the list being sorted).
-    pub(crate) fn filters_of(&self, f: u32) -> &[OfferFilter] {
-        if self.filter_mask & (1 << (f % 32)) == 0 {
-            return &[];
-        }
-        let start = self.filter_fws.partition_point(|&x| x < f);
-        let len = self.filter_fws[start..].partition_point(|&x| x == f);
-        match &self.cold.declines {
-            Some(d) if len > 0 => &d.filters[start..start + len],
-            _ => &[],
-        }
-    }
-
-    /// Number of filters here (expired ones included until they are dropped).
-    pub(crate) fn filter_count(&self) -> usize {
-        self.filter_fws.len()
-    }
-
-    /// Adds a filter of framework slot `framework` in role slot `role`, keeping the list sorted
-    /// by framework.
-    pub(crate) fn add_filter(&mut self, framework: u32, role: u32, refused: Bag, expires: Time) {
-        let d = self.cold.declines.get_or_insert_with(Box::default);
-        // Declines of the same offer repeat the same resources: share one copy.
-        let refused = match &d.last_refused {
-            Some(prev) if **prev == refused => prev.clone(),
-            _ => {
-                let arc = Arc::new(refused);
-                d.last_refused = Some(arc.clone());
-                arc
-            }
-        };
-        let at = self.filter_fws.partition_point(|&x| x <= framework);
-        self.filter_fws.insert(at, framework);
-        d.filters.insert(
-            at,
-            OfferFilter {
-                framework,
-                role,
-                refused,
-                expires,
-            },
-        );
-        self.filter_mask |= 1 << (framework % 32);
-    }
-
-    /// Keeps the filters for which `keep` holds; returns how many went.
-    pub(crate) fn retain_filters(&mut self, mut keep: impl FnMut(&OfferFilter) -> bool) -> usize {
-        let before = self.filter_fws.len();
-        self.filter_fws.clear();
-        if let Some(d) = &mut self.cold.declines {
-            d.filters.retain(|x| keep(x));
-            self.filter_fws
-                .extend(d.filters.iter().map(|x| x.framework));
-            if d.filters.is_empty() {
-                self.cold.declines = None;
-            }
-        }
-        self.filter_mask = self.filter_fws.iter().fold(0, |m, x| m | 1 << (x % 32));
-        before - self.filter_fws.len()
     }
 }
 

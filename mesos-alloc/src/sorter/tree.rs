@@ -1,12 +1,12 @@
-//! The client tree both sorters share: hierarchical client paths, weights per subtree,
+//! The client tree under every sorter policy: hierarchical client paths, weights per subtree,
 //! allocations summed up the tree, and the pool total that shares are measured against.
 //!
 //! Layout follows Mesos' sorter (`sorter/drf/sorter.cpp`): the root is an internal node with
 //! path `""`; a client `a/b` is a leaf under internal node `a`; when a client is also the
 //! prefix of another client, its node becomes internal and the client moves to a virtual
 //! child named `.`. Each internal node keeps its children partitioned: active leaves and
-//! internal nodes first (the *front*), inactive leaves last. The DRF sorter keeps the front
-//! sorted; the random sorter ignores its order.
+//! internal nodes first (the *front*), inactive leaves last. The DRF policy keeps the front
+//! sorted; the random policy ignores its order.
 //!
 //! Nodes live in an arena indexed by `u32` and clients get stable [`ClientId`]s, so the
 //! allocator's hot loop handles integers, never strings.
@@ -164,7 +164,19 @@ pub(crate) fn scalar_quantities(resources: &Resources) -> Quantities {
     out
 }
 
-/// The shared tree. See the module documentation.
+/// `new - old` per scalar name (what an update changes in an allocation).
+pub(crate) fn delta(old: &Resources, new: &Resources) -> Quantities {
+    let mut delta = scalar_quantities(new);
+    for (n, v) in scalar_quantities(old) {
+        match delta.iter_mut().find(|(m, _)| *m == n) {
+            Some((_, w)) => *w -= v,
+            None => delta.push((n, -v)),
+        }
+    }
+    delta
+}
+
+/// The sorter's tree. See the module documentation.
 #[derive(Debug)]
 pub(crate) struct Tree {
     pub(crate) nodes: Vec<Node>,
@@ -613,32 +625,6 @@ impl Tree {
                 self.stale.push(cur);
             }
             cur = node.parent;
-        }
-    }
-
-    pub(crate) fn allocated(&mut self, path: &str, resources: &Resources) {
-        if let Some(id) = self.client_id(path) {
-            self.change(id, &scalar_quantities(resources), 1, true);
-        }
-    }
-
-    pub(crate) fn unallocated(&mut self, path: &str, resources: &Resources) {
-        if let Some(id) = self.client_id(path) {
-            self.change(id, &scalar_quantities(resources), -1, false);
-        }
-    }
-
-    pub(crate) fn update(&mut self, path: &str, old: &Resources, new: &Resources) {
-        if let Some(id) = self.client_id(path) {
-            let mut delta = scalar_quantities(new);
-            for (n, v) in scalar_quantities(old) {
-                match delta.iter_mut().find(|(m, _)| *m == n) {
-                    Some((_, w)) => *w -= v,
-                    None => delta.push((n, -v)),
-                }
-            }
-            // Applied without counting an allocation.
-            self.change(id, &delta, 1, false);
         }
     }
 
