@@ -13,6 +13,8 @@
 //! - [`task`]: task states, status updates and the agent-side status-update streams.
 //! - [`constraints`]: Marathon placement constraints.
 //! - [`marathon`]: Marathon's app model, placement and deployment planning.
+//! - [`master`]: the Mesos master state machine.
+//! - [`protocol`]: the master <-> agent messages.
 
 pub mod allocator;
 pub mod attributes;
@@ -20,6 +22,7 @@ pub mod constraints;
 pub mod ids;
 pub mod marathon;
 pub mod master;
+pub mod protocol;
 pub mod resources;
 pub mod task;
 pub mod time;
