@@ -16,6 +16,8 @@
 //! - [`agent`]: the agent's state machine (task lifecycle, update streams, health verdicts,
 //!   checkpoint and sandbox GC decisions).
 //! - [`marathon`]: Marathon's app model, placement and deployment planning.
+//! - [`master`]: the Mesos master state machine.
+//! - [`protocol`]: the master <-> agent messages.
 
 pub mod agent;
 pub mod allocator;
@@ -25,6 +27,7 @@ pub mod constraints;
 pub mod ids;
 pub mod marathon;
 pub mod master;
+pub mod protocol;
 pub mod resources;
 pub mod task;
 pub mod time;

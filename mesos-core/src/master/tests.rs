@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::allocator::{AgentSpec, Allocation, Quota};
+use crate::task::{Reason, Source, TaskStatus};
 
 /// Offers each agent's whole free pool to the first active framework that is not filtering it.
 #[derive(Default)]
@@ -1192,5 +1193,45 @@ fn reregistration_keeps_the_hostname_and_may_only_add_resources() {
     assert_eq!(
         h.m.agent(&agent).unwrap().total,
         Resources::parse("cpus:4;mem:256").unwrap()
+    );
+}
+
+#[test]
+fn one_subscription_check_for_every_call() {
+    let mut h = Harness::new();
+    let s = h.subscribe("checked", &[], 60.0);
+    let fw = s.framework_id.clone();
+    assert_eq!(h.m.check_subscription(&fw, &s.stream_id), Ok(()));
+    assert!(matches!(
+        h.m.check_subscription(&fw, "other"),
+        Err(CallError::StreamMismatch { .. })
+    ));
+    // The stream closed: its calls are refused, by the check and by handle_call alike.
+    h.m.disconnect_framework(h.now, &fw, &s.stream_id);
+    h.drain();
+    assert_eq!(
+        h.m.check_subscription(&fw, &s.stream_id),
+        Err(CallError::NotSubscribed(fw.clone()))
+    );
+    assert_eq!(
+        h.m.handle_call(h.now, &fw, &s.stream_id, Call::Request),
+        Err(CallError::NotSubscribed(fw.clone()))
+    );
+    // Removed: the same answer from both.
+    let s = h.subscribe("gone", &[], 60.0);
+    h.call(&s, Call::Teardown);
+    let gone = s.framework_id.clone();
+    assert_eq!(
+        h.m.check_subscription(&gone, &s.stream_id),
+        Err(CallError::Removed(gone.clone()))
+    );
+    assert_eq!(
+        h.m.handle_call(h.now, &gone, &s.stream_id, Call::Request),
+        Err(CallError::Removed(gone.clone()))
+    );
+    let unknown = FrameworkId::new("nobody");
+    assert_eq!(
+        h.m.check_subscription(&unknown, "x"),
+        Err(CallError::UnknownFramework(unknown))
     );
 }

@@ -388,7 +388,6 @@ pub struct Driver<A: Allocator> {
     self_tx: mpsc::Sender<Input>,
     last_now: Time,
     framework_streams: HashMap<FrameworkId, FrameworkStream>,
-    last_closed_stream: HashMap<FrameworkId, String>,
     agent_streams: HashMap<AgentId, AgentStream>,
     agent_backlog: HashMap<AgentId, VecDeque<Bytes>>,
     next_conn: u64,
@@ -423,7 +422,6 @@ impl<A: Allocator + Send + 'static> Driver<A> {
             self_tx: tx.clone(),
             last_now: now,
             framework_streams: HashMap::new(),
-            last_closed_stream: HashMap::new(),
             agent_streams: HashMap::new(),
             agent_backlog: HashMap::new(),
             next_conn: 0,
@@ -522,7 +520,6 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                                 aborted: aborted.clone(),
                             },
                         );
-                        self.last_closed_stream.remove(&sub.framework_id);
                         let hb = self.settings.heartbeat;
                         let body = EventBody {
                             rx,
@@ -553,18 +550,11 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                 call,
                 reply,
             } => {
-                let name = call.name();
-                let mut result = self
+                // The core's one subscription check decides; a call on a stream that just
+                // closed is refused like upstream's (403), not quietly accepted.
+                let result = self
                     .master
                     .handle_call(now, &framework_id, &stream_id, call);
-                if let Err(CallError::NotSubscribed(_)) = &result {
-                    // pymesos may still send a call (an implicit ACK) on the stream that just
-                    // closed; accept it quietly rather than kill the driver with a 403.
-                    if self.last_closed_stream.get(&framework_id) == Some(&stream_id) {
-                        tracing::debug!(framework = %framework_id, call = name, "call on a just-closed stream ignored");
-                        result = Ok(());
-                    }
-                }
                 self.drain();
                 let _ = reply.send(result);
             }
@@ -573,17 +563,7 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                 stream_id,
                 reply,
             } => {
-                let result = match self.master.framework(&framework_id) {
-                    None => Err(CallError::UnknownFramework(framework_id)),
-                    Some(f) if !f.connected => Err(CallError::NotSubscribed(framework_id)),
-                    Some(f) if f.stream_id.as_deref() != Some(stream_id.as_str()) => {
-                        Err(CallError::StreamMismatch {
-                            framework: framework_id,
-                            given: stream_id,
-                        })
-                    }
-                    Some(_) => Ok(()),
-                };
+                let result = self.master.check_subscription(&framework_id, &stream_id);
                 let _ = reply.send(result);
             }
             Input::StreamClosed {
@@ -598,8 +578,6 @@ impl<A: Allocator + Send + 'static> Driver<A> {
                     self.framework_streams.remove(&framework_id);
                 }
                 tracing::info!(framework = %framework_id, stream = %stream_id, "subscription stream closed");
-                self.last_closed_stream
-                    .insert(framework_id.clone(), stream_id.clone());
                 self.master
                     .disconnect_framework(now, &framework_id, &stream_id);
                 self.drain();
@@ -762,8 +740,6 @@ impl<A: Allocator + Send + 'static> Driver<A> {
         if !self.slow.is_empty() {
             let now = self.now();
             for (fw, stream_id) in std::mem::take(&mut self.slow) {
-                self.last_closed_stream
-                    .insert(fw.clone(), stream_id.clone());
                 self.master.disconnect_framework(now, &fw, &stream_id);
             }
             self.drain();

@@ -1,11 +1,9 @@
 //! The master's durable state: an append-only log of [`Record`]s behind a small trait, so the
 //! embedded store used now can be swapped for ZooKeeper once masters run in HA mode.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use mesos_core::ids::{AgentId, FrameworkId};
-use mesos_core::master::Record;
+use mesos_core::master::{Record, Registry};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 /// Sequence number -> record JSON.
@@ -46,44 +44,10 @@ pub trait MasterStore: Send {
 }
 
 /// The shortest log that recovers the same master: the highest id counters, then the agents and
-/// frameworks that were added and not removed, each with its latest record.
+/// frameworks that were added and not removed, each with its latest record. The fold is the core's
+/// [`Registry`], the one `Master::recover` uses, so compaction keeps exactly what recovery reads.
 pub fn compact(records: &[Record]) -> Vec<Record> {
-    let mut counters: Option<(u64, u64)> = None;
-    let mut agents: BTreeMap<AgentId, Record> = BTreeMap::new();
-    let mut frameworks: BTreeMap<FrameworkId, Record> = BTreeMap::new();
-    for r in records {
-        match r {
-            Record::AgentAdmitted { id, .. } => {
-                agents.insert(id.clone(), r.clone());
-            }
-            Record::AgentRemoved { id } => {
-                agents.remove(id);
-            }
-            Record::FrameworkAdded { id, .. } => {
-                frameworks.insert(id.clone(), r.clone());
-            }
-            Record::FrameworkRemoved { id } => {
-                frameworks.remove(id);
-            }
-            Record::Counters {
-                next_framework,
-                next_agent,
-            } => {
-                let (f, a) = counters.unwrap_or((0, 0));
-                counters = Some((f.max(*next_framework), a.max(*next_agent)));
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(1 + agents.len() + frameworks.len());
-    if let Some((next_framework, next_agent)) = counters {
-        out.push(Record::Counters {
-            next_framework,
-            next_agent,
-        });
-    }
-    out.extend(agents.into_values());
-    out.extend(frameworks.into_values());
-    out
+    Registry::fold(records).records()
 }
 
 /// A redb database file (`<work_dir>/master.redb`).
@@ -185,6 +149,7 @@ impl MasterStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mesos_core::ids::{AgentId, FrameworkId};
     use mesos_core::master::{Address, FrameworkInfo};
 
     fn admitted(id: &str) -> Record {
