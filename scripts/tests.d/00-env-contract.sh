@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the test environment contract that scripts/test promises (scripts/tests.d/README.md):
 # each exported service really works. Unset variables skip their check, except under
-# MESOS_TEST_STRICT=1 where every one must be set.
+# MESOS_TEST_STRICT=1 where every one must be set (MESOS_SHARED_DIR is optional either way).
 set -euo pipefail
 
 fail=0
@@ -92,11 +92,18 @@ if need MESOS_TEST_CHROMIUM; then
     checked+=(chromium)
 fi
 
-if need MESOS_SHARED_DIR; then
+# ../shared is optional (a plain clone has none): checked only when given.
+if [[ -n ${MESOS_SHARED_DIR:-} ]]; then
     [[ -f $MESOS_SHARED_DIR/clients/marathon_client_check.py ]] ||
         problem "MESOS_SHARED_DIR=$MESOS_SHARED_DIR has no clients/marathon_client_check.py"
     checked+=(shared)
 fi
+
+# The repository's own outside clients (they replace ../shared's in a plain clone).
+for f in scripts/clients/pymesos_framework.py \
+    scripts/clients/nginxgmg.json scripts/setup_venv.sh; do
+    [[ -f ${MESOS_REPO_ROOT:-.}/$f ]] || problem "$f is missing from the repository"
+done
 
 if [[ $fail == 0 ]]; then
     echo "env-contract: ok (${checked[*]:-nothing checked})"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # pymesos 0.3.15 (unchanged, from PyPI) launches 5 tasks against target/debug/mesos-local; every
-# task must finish (../shared/clients/pymesos_framework.py --strict).
+# task must finish. The framework is this repository's scripts/clients/pymesos_framework.py
+# (--strict); when MESOS_SHARED_DIR is set, ../shared's clients/pymesos_framework.py runs too,
+# against the same cluster.
 set -euo pipefail
 
 ROOT=${MESOS_REPO_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-SHARED=${MESOS_SHARED_DIR:-$ROOT/../shared}
 PYTHON=${MESOS_TEST_PYTHON:-}
 if [[ -z $PYTHON ]]; then
     if [[ ${MESOS_TEST_STRICT:-} == 1 ]]; then
@@ -53,16 +54,27 @@ if [[ $ready != 1 ]]; then
     exit 1
 fi
 
-set +e
-"$PYTHON" "$SHARED/clients/pymesos_framework.py" "127.0.0.1:$port" 5 --timeout 120 --strict
-rc=$?
-set -e
-if [[ $rc != 0 ]]; then
-    echo "--- mesos-local log (last 80 lines)" >&2
-    tail -80 "$log" >&2 || true
-    echo "pymesos: 0 passed, 1 failed (pymesos_framework.py exit $rc)"
-    exit 1
+frameworks=("$ROOT/scripts/clients/pymesos_framework.py")
+if [[ -n ${MESOS_SHARED_DIR:-} ]]; then
+    [[ -f $MESOS_SHARED_DIR/clients/pymesos_framework.py ]] || {
+        echo "pymesos: 0 passed, 1 failed (MESOS_SHARED_DIR=$MESOS_SHARED_DIR has no clients/pymesos_framework.py)"
+        exit 1
+    }
+    frameworks+=("$MESOS_SHARED_DIR/clients/pymesos_framework.py")
 fi
+for fw in "${frameworks[@]}"; do
+    echo "--- $fw"
+    set +e
+    "$PYTHON" "$fw" "127.0.0.1:$port" 5 --timeout 120 --strict
+    rc=$?
+    set -e
+    if [[ $rc != 0 ]]; then
+        echo "--- mesos-local log (last 80 lines)" >&2
+        tail -80 "$log" >&2 || true
+        echo "pymesos: 0 passed, 1 failed ($fw exit $rc)"
+        exit 1
+    fi
+done
 
 # The cluster must stop on SIGTERM.
 kill -TERM "$pid"
@@ -72,4 +84,4 @@ if kill -0 "$pid" 2>/dev/null; then
     exit 1
 fi
 pid=
-echo "pymesos: 1 passed, 0 failed"
+echo "pymesos: ${#frameworks[@]} passed, 0 failed (${frameworks[*]#"$ROOT"/})"
