@@ -138,4 +138,25 @@ mod tests {
             "folding the compacted log changes nothing"
         );
     }
+
+    #[test]
+    fn records_carry_a_version_and_old_ones_still_read() {
+        let r = Record::AgentRemoved {
+            id: AgentId::new("s1"),
+        };
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "AGENT_REMOVED", "id": {"value": "s1"}, "version": 1})
+        );
+        assert_eq!(serde_json::from_value::<Record>(json).unwrap(), r);
+        let old = serde_json::json!({"type": "AGENT_REMOVED", "id": {"value": "s1"}});
+        assert_eq!(serde_json::from_value::<Record>(old).unwrap(), r);
+        let newer =
+            serde_json::json!({"type": "AGENT_REMOVED", "id": {"value": "s1"}, "version": 2});
+        let e = serde_json::from_value::<Record>(newer)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("record version 2 is not supported"), "{e}");
+    }
 }

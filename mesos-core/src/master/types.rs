@@ -398,8 +398,14 @@ pub enum Event {
 }
 
 /// A durable fact the master asks its shell to store, so a restarted master can recover.
+///
+/// Stored as JSON with a `"version"` field beside the `"type"` tag (see [`Record::VERSION`]):
+/// a record written before the field existed reads as version 1; one from a newer format is
+/// refused with an error naming both versions rather than misread.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+// `remote = "Self"`: the derives become `Record::serialize`/`Record::deserialize` functions,
+// wrapped by the trait impls below that add and check the version.
+#[serde(remote = "Self", tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
 // Messages are short-lived and moved, not stored in bulk: boxing would only add allocations.
 #[allow(clippy::large_enum_variant)]
 pub enum Record {
@@ -436,6 +442,45 @@ pub enum Record {
         /// Next agent number.
         next_agent: u64,
     },
+}
+
+impl Record {
+    /// The format version written now. Bump it when a variant's meaning or fields change in a
+    /// way old code cannot read, and teach [`Record`]'s `Deserialize` to read the old form.
+    pub const VERSION: u32 = 1;
+}
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut json =
+            Record::serialize(self, serde_json::value::Serializer).map_err(S::Error::custom)?;
+        if let Json::Object(map) = &mut json {
+            map.insert("version".into(), Json::from(Record::VERSION));
+        }
+        json.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut json = Json::deserialize(deserializer)?;
+        let version = match json.as_object_mut().and_then(|m| m.remove("version")) {
+            None => 1,
+            Some(v) => v
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| D::Error::custom(format!("record version `{v}` is not a number")))?,
+        };
+        if version == 0 || version > Record::VERSION {
+            return Err(D::Error::custom(format!(
+                "record version {version} is not supported (this master reads 1 to {})",
+                Record::VERSION
+            )));
+        }
+        Record::deserialize(json).map_err(D::Error::custom)
+    }
 }
 
 /// Something the shell must carry out, drained with [`super::Master::poll_output`].
