@@ -184,9 +184,8 @@ pub async fn run(
         }
     }
     client.task.abort();
-    match tokio::time::timeout(Duration::from_secs(10), server).await {
-        Ok(Ok(Err(e))) => return Err(MarathonError::Http(e)),
-        Ok(_) | Err(_) => {}
+    if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(10), server).await {
+        return Err(MarathonError::Http(e));
     }
     Ok(())
 }
@@ -275,7 +274,7 @@ fn handle_client_event(
                 }),
                 &now,
             );
-            if let (Some(uuid), Some(agent_id)) = (status.uuid.clone(), status.agent_id.clone()) {
+            if let (Some(uuid), Some(agent_id)) = (status.uuid, status.agent_id.clone()) {
                 shared.calls.send(Call::Acknowledge {
                     agent_id,
                     task_id: status.task_id,
