@@ -2,7 +2,9 @@
 //!
 //! - [`master`]: the `mesos-master` daemon (v1 scheduler API, `/master/state`, metrics, web UI).
 //! - [`agent`]: the `mesos-agent` daemon (registers, runs tasks through `mesos-runtime`).
+//! - [`marathon`]: the `marathon` daemon (v2 REST API as a framework on a master).
 //! - [`local`]: `mesos-local`, a master and N agents in one process.
+//! - [`scheduler_client`]: a v1 scheduler API client (Marathon uses it; so can any Rust framework).
 //! - [`recordio`]: Mesos' RecordIO framing, shared by both ends of every event stream.
 //!
 //! No scheduling decision lives here: the shells decode requests, feed the core state machines
@@ -10,5 +12,7 @@
 
 pub mod agent;
 pub mod local;
+pub mod marathon;
 pub mod master;
 pub mod recordio;
+pub mod scheduler_client;

@@ -36,13 +36,17 @@ pub struct LocalFlags {
         default_value_t = 5050
     )]
     pub master_port: u16,
-    /// Marathon's port (accepted; Marathon is not part of mesos-local yet).
+    /// Marathon's port (0: any free port; a busy port falls back to a free one).
     #[arg(
         long = "marathon-port",
         alias = "marathon_port",
+        env = "MESOS_LOCAL_MARATHON_PORT",
         default_value_t = 8080
     )]
     pub marathon_port: u16,
+    /// Leave Marathon out.
+    #[arg(long = "no-marathon", alias = "no_marathon")]
+    pub no_marathon: bool,
     /// Where the master's registry and the agents' sandboxes go (default: a directory under
     /// the system temp dir).
     #[arg(long = "work-dir", alias = "work_dir", env = "MESOS_LOCAL_WORK_DIR")]
@@ -92,6 +96,8 @@ impl LocalFlags {
         f.master_port = 0;
         f.work_dir = Some(work_dir);
         f.containerizers = Some("mesos".into());
+        f.marathon_port = 0;
+        f.no_marathon = true;
         f
     }
 }
@@ -126,6 +132,9 @@ pub enum LocalError {
         /// Its error.
         source: AgentDaemonError,
     },
+    /// Marathon failed.
+    #[error("marathon: {0}")]
+    Marathon(#[from] crate::marathon::MarathonError),
     /// The master did not become healthy.
     #[error("the master did not answer /master/health within {0:?}")]
     NotReady(Duration),
@@ -139,6 +148,8 @@ pub struct LocalCluster {
     pub agent_addrs: Vec<SocketAddr>,
     /// The work directory.
     pub work_dir: PathBuf,
+    /// Marathon, unless `--no-marathon`.
+    pub marathon: Option<crate::marathon::LocalMarathon>,
     master_stop: watch::Sender<bool>,
     agents_stop: Vec<watch::Sender<bool>>,
     master_task: JoinHandle<Result<(), MasterDaemonError>>,
@@ -282,12 +293,22 @@ impl LocalCluster {
             master_addr,
             agent_addrs,
             work_dir,
+            marathon: None,
             master_stop,
             agents_stop,
             master_task,
             agent_tasks,
         };
+        let mut cluster = cluster;
         cluster.wait_ready(Duration::from_secs(30)).await?;
+        if !flags.no_marathon {
+            let listener = bind(ip, flags.marathon_port, true).await?;
+            let mflags = crate::marathon::MarathonFlags::local(
+                &cluster.master_url(),
+                cluster.work_dir.join("marathon"),
+            );
+            cluster.marathon = Some(crate::marathon::LocalMarathon::start_on(mflags, listener)?);
+        }
         Ok(cluster)
     }
 
@@ -341,8 +362,18 @@ impl LocalCluster {
         Err(LocalError::NotReady(limit))
     }
 
-    /// Stops the agents (killing their tasks), then the master.
-    pub async fn stop(self) -> Result<(), LocalError> {
+    /// `http://127.0.0.1:<marathon port>`, when Marathon runs.
+    pub fn marathon_url(&self) -> Option<String> {
+        self.marathon.as_ref().map(|m| m.url())
+    }
+
+    /// Stops Marathon, the agents (killing their tasks), then the master.
+    pub async fn stop(mut self) -> Result<(), LocalError> {
+        if let Some(m) = self.marathon.take() {
+            if let Err(e) = m.stop().await {
+                tracing::warn!(error = %e, "marathon stopped with an error");
+            }
+        }
         for tx in &self.agents_stop {
             let _ = tx.send(true);
         }
@@ -377,14 +408,11 @@ impl LocalCluster {
 /// Starts the cluster, prints `mesos-local: ready at http://127.0.0.1:<port>` once it is
 /// ready, and stops everything when `shutdown` turns true.
 pub async fn run(flags: LocalFlags, mut shutdown: watch::Receiver<bool>) -> Result<(), LocalError> {
-    if flags.marathon_port != 8080 {
-        tracing::info!(
-            port = flags.marathon_port,
-            "--marathon-port accepted; Marathon is not part of mesos-local yet"
-        );
-    }
     let cluster = LocalCluster::start(flags).await?;
     println!("mesos-local: ready at {}", cluster.master_url());
+    if let Some(url) = cluster.marathon_url() {
+        println!("mesos-local: marathon at {url}");
+    }
     tracing::info!(
         work_dir = %cluster.work_dir.display(),
         agents = ?cluster.agent_addrs,
