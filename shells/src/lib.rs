@@ -11,6 +11,7 @@
 //! with the current time, and carry out what they output.
 
 pub mod agent;
+pub mod cli;
 pub mod local;
 pub mod marathon;
 pub mod master;

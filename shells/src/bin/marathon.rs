@@ -4,7 +4,6 @@
 
 use clap::Parser;
 use shells::marathon::{run, MarathonFlags};
-use tokio::sync::watch;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -21,13 +20,7 @@ fn main() -> std::process::ExitCode {
 
 #[tokio::main]
 async fn real_main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MARATHON_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    shells::cli::init_tracing("MARATHON_LOG");
     let flags = MarathonFlags::parse();
     // Refuse unusable flags (zk://) before binding anything.
     flags.master_url()?;
@@ -35,19 +28,7 @@ async fn real_main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("bind {}:{}: {e}", flags.http_address, flags.http_port))?;
     println!("marathon: listening on http://{}", listener.local_addr()?);
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        } else {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-        let _ = tx.send(true);
-    });
+    let rx = shells::cli::shutdown_on_signal();
     run(flags, listener, rx).await?;
     Ok(())
 }

@@ -4,7 +4,6 @@
 
 use clap::Parser;
 use shells::local::{run, LocalFlags};
-use tokio::sync::watch;
 
 // Same allocator as mesos-master (see there): less fragmentation, cheaper small allocations.
 #[global_allocator]
@@ -22,35 +21,9 @@ fn main() -> std::process::ExitCode {
 
 #[tokio::main]
 async fn real_main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MESOS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    shells::cli::init_tracing("MESOS_LOG");
     let flags = LocalFlags::parse();
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received; stopping the cluster");
-        let _ = tx.send(true);
-    });
+    let rx = shells::cli::shutdown_on_signal();
     run(flags, rx).await?;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

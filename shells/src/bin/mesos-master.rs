@@ -5,7 +5,6 @@ use anyhow::Context as _;
 use clap::Parser;
 use shells::master::{run, MasterFlags};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 // glibc malloc was a quarter of the master's CPU under load and fragments with its many small,
 // short-lived buffers; mimalloc keeps per-task memory and allocation cost down.
@@ -24,39 +23,13 @@ fn main() -> std::process::ExitCode {
 
 #[tokio::main]
 async fn real_main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MESOS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    shells::cli::init_tracing("MESOS_LOG");
     let flags = MasterFlags::parse();
     let addr = format!("{}:{}", flags.ip, flags.port);
     let listener = TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received; shutting down");
-        let _ = tx.send(true);
-    });
+    let rx = shells::cli::shutdown_on_signal();
     run(flags, listener, rx).await?;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
